@@ -1,0 +1,529 @@
+//! Gateway configuration: the YAML file format and the validated configuration built from it.
+//!
+//! Two layers, as in River: [`file`] holds serde structs that mirror the YAML exactly (unknown
+//! keys are errors, every field documents its default); [`GatewayConfig::load`] converts them
+//! into the validated types the rest of the gateway uses. File structs never leak past that.
+//! Relative paths in the file are resolved against the file's own directory.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use token_module::StoreUrl;
+
+use crate::routes::{Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
+
+/// The environment variable that overrides `store.url` (so a deployment can point the same
+/// file at its Redis without editing it).
+pub const STORE_URL_ENV: &str = "TOLLGATE_STORE_URL";
+
+/// A configuration problem, naming the file and the offending key.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted path of the key (`routes[1].upstreams[0]`), or empty for whole-file problems
+    /// (the YAML parser's own messages already carry the path and line).
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file format. Every field's default is stated in its doc and in the README.
+pub mod file {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        /// Process settings. Default: see [`Server`].
+        #[serde(default)]
+        pub server: Server,
+        /// Client-facing listeners. Default: one plain-HTTP listener on `0.0.0.0:6882`.
+        #[serde(default = "default_listeners")]
+        pub listeners: Vec<Listener>,
+        /// The operations listener. Default: see [`Admin`].
+        #[serde(default)]
+        pub admin: Admin,
+        /// Where codes and tokens are kept. Default: the embedded in-memory store.
+        #[serde(default)]
+        pub store: Store,
+        /// The route table. Default: empty (every request but the OAuth endpoints gets 404).
+        #[serde(default)]
+        pub routes: Vec<Route>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Server {
+        /// Worker threads for the proxy. Default: 2.
+        pub threads: usize,
+        /// Seconds to keep serving after SIGTERM before closing listeners. Default: 5.
+        pub grace_period_seconds: u64,
+        /// Seconds in-flight requests get to finish after that. Default: 5.
+        pub graceful_shutdown_timeout_seconds: u64,
+        /// Log filter in `tracing` syntax; `RUST_LOG` overrides it. Default: `info`.
+        pub log_level: String,
+        /// `text` or `json` log lines. Default: `text`.
+        pub log_format: String,
+    }
+
+    impl Default for Server {
+        fn default() -> Self {
+            Self {
+                threads: 2,
+                grace_period_seconds: 5,
+                graceful_shutdown_timeout_seconds: 5,
+                log_level: "info".into(),
+                log_format: "text".into(),
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Listener {
+        /// `ip:port` to bind. Required.
+        pub address: String,
+        /// Serve TLS with this certificate. Default: none (plain HTTP).
+        #[serde(default)]
+        pub tls: Option<ListenerTls>,
+    }
+
+    pub fn default_listeners() -> Vec<Listener> {
+        vec![Listener {
+            address: "0.0.0.0:6882".into(),
+            tls: None,
+        }]
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ListenerTls {
+        /// PEM certificate chain. Required.
+        pub cert: String,
+        /// PEM private key. Required.
+        pub key: String,
+        /// Offer HTTP/2 through ALPN. Default: true.
+        #[serde(default = "yes")]
+        pub http2: bool,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Admin {
+        /// `ip:port` of `/healthz`, `/readyz` and `/metrics`; `null` turns it off.
+        /// Default: `127.0.0.1:9090`.
+        pub address: Option<String>,
+    }
+
+    impl Default for Admin {
+        fn default() -> Self {
+            Self {
+                address: Some("127.0.0.1:9090".into()),
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Store {
+        /// `memory://`, `redis://host:port/db`, `rediss://…`, or
+        /// `redis+cluster://h1:p1,h2:p2`. `TOLLGATE_STORE_URL` overrides it. Default: `memory://`.
+        pub url: String,
+        /// Prepended to every key, so several deployments can share one Redis.
+        /// Default: `tollgate:`.
+        pub key_prefix: String,
+        /// Bound on every store call, connecting included, in milliseconds. Default: 1000.
+        pub timeout_ms: u64,
+    }
+
+    impl Default for Store {
+        fn default() -> Self {
+            Self {
+                url: "memory://".into(),
+                key_prefix: "tollgate:".into(),
+                timeout_ms: 1000,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Route {
+        /// Name used in metrics and logs. Default: the path prefix.
+        #[serde(default)]
+        pub name: Option<String>,
+        /// Requests whose path is this prefix or lies below it (segment-wise) match; the
+        /// longest matching prefix wins. Required, must start with `/`.
+        pub path_prefix: String,
+        /// Match only this `Host` (port ignored, case-insensitive). Default: any host.
+        #[serde(default)]
+        pub host: Option<String>,
+        /// Match only these methods. Default: any method.
+        #[serde(default)]
+        pub methods: Vec<String>,
+        /// `host:port` of each upstream, used round-robin. Required, at least one.
+        pub upstreams: Vec<String>,
+        /// Connect to the upstreams over TLS. Default: none (plain HTTP).
+        #[serde(default)]
+        pub tls: Option<UpstreamTls>,
+        /// Connect timeout per upstream attempt, ms. Default: 2000.
+        #[serde(default = "default_connect_timeout_ms")]
+        pub connect_timeout_ms: u64,
+        /// Longest wait for upstream bytes (each read), ms. Default: 30000.
+        #[serde(default = "default_read_timeout_ms")]
+        pub read_timeout_ms: u64,
+        /// Longest wait for the upstream to accept bytes (each write), ms. Default: 30000.
+        #[serde(default = "default_read_timeout_ms")]
+        pub write_timeout_ms: u64,
+        /// Bearer-token requirements. Default: none (the route is public).
+        #[serde(default)]
+        pub auth: Option<Auth>,
+    }
+
+    fn default_connect_timeout_ms() -> u64 {
+        2000
+    }
+
+    fn default_read_timeout_ms() -> u64 {
+        30_000
+    }
+
+    fn yes() -> bool {
+        true
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpstreamTls {
+        /// Server name sent in SNI and verified. Default: the upstream's host.
+        #[serde(default)]
+        pub sni: Option<String>,
+        /// Verify the upstream's certificate chain and name. Default: true.
+        #[serde(default = "yes")]
+        pub verify: bool,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Auth {
+        /// Require a valid bearer token. Default: true.
+        #[serde(default = "yes")]
+        pub required: bool,
+        /// Scopes every request must carry. Default: none.
+        #[serde(default)]
+        pub scopes: Vec<String>,
+        /// Scopes required per method, instead of `scopes`, for the methods listed.
+        /// Default: none.
+        #[serde(default)]
+        pub method_scopes: BTreeMap<String, Vec<String>>,
+    }
+}
+
+/// Process-level settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub graceful_shutdown_timeout: Duration,
+    pub log_level: String,
+    pub log_json: bool,
+}
+
+/// A client-facing listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub http2: bool,
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: StoreUrl,
+    pub key_prefix: String,
+    pub timeout: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub listeners: Vec<Listener>,
+    pub admin: Option<SocketAddr>,
+    pub store: StoreSettings,
+    pub routes: RouteTable,
+}
+
+impl GatewayConfig {
+    /// Reads, parses and validates `path`. `store_url_override` (normally the value of
+    /// [`STORE_URL_ENV`]) replaces `store.url`.
+    pub fn load(path: &Path, store_url_override: Option<&str>) -> Result<Self, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read: {e}")))?;
+        let parsed: file::File = serde_yaml::from_str(&text).map_err(|e| err("", e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Validator { file: path, base }.config(parsed, store_url_override)
+    }
+}
+
+/// Turns file structs into validated ones; every error names `file` and the key.
+struct Validator<'a> {
+    file: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn config(
+        &self,
+        f: file::File,
+        store_url_override: Option<&str>,
+    ) -> Result<GatewayConfig, ConfigError> {
+        let server = self.server(f.server)?;
+        if f.listeners.is_empty() {
+            return Err(self.err("listeners", "at least one listener is required"));
+        }
+        let listeners = f
+            .listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| self.listener(&format!("listeners[{i}]"), l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let admin = f
+            .admin
+            .address
+            .map(|a| self.socket_addr("admin.address", &a))
+            .transpose()?;
+        let store = self.store(f.store, store_url_override)?;
+        let routes = f
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| self.route(&format!("routes[{i}]"), r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(GatewayConfig {
+            source: self.file.to_path_buf(),
+            server,
+            listeners,
+            admin,
+            store,
+            routes: RouteTable::new(routes),
+        })
+    }
+
+    fn server(&self, s: file::Server) -> Result<ServerSettings, ConfigError> {
+        if s.threads == 0 || s.threads > 1024 {
+            return Err(self.err("server.threads", "must be between 1 and 1024"));
+        }
+        let log_json = match s.log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
+                return Err(self.err(
+                    "server.log_format",
+                    format!("`{other}` is not `text` or `json`"),
+                ))
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&s.log_level).is_err() {
+            return Err(self.err(
+                "server.log_level",
+                format!("`{}` is not a log filter", s.log_level),
+            ));
+        }
+        Ok(ServerSettings {
+            threads: s.threads,
+            grace_period: Duration::from_secs(s.grace_period_seconds),
+            graceful_shutdown_timeout: Duration::from_secs(s.graceful_shutdown_timeout_seconds),
+            log_level: s.log_level,
+            log_json,
+        })
+    }
+
+    fn listener(&self, key: &str, l: file::Listener) -> Result<Listener, ConfigError> {
+        let address = self.socket_addr(&format!("{key}.address"), &l.address)?;
+        let tls = l
+            .tls
+            .map(|t| {
+                Ok::<_, ConfigError>(ListenerTls {
+                    cert: self.existing_file(&format!("{key}.tls.cert"), &t.cert)?,
+                    key: self.existing_file(&format!("{key}.tls.key"), &t.key)?,
+                    http2: t.http2,
+                })
+            })
+            .transpose()?;
+        Ok(Listener { address, tls })
+    }
+
+    fn store(
+        &self,
+        s: file::Store,
+        store_url_override: Option<&str>,
+    ) -> Result<StoreSettings, ConfigError> {
+        let (key, url) = match store_url_override {
+            Some(url) => (format!("store.url (from {STORE_URL_ENV})"), url.to_string()),
+            None => ("store.url".to_string(), s.url),
+        };
+        let url = StoreUrl::parse(&url).map_err(|e| self.err(key, e.to_string()))?;
+        if s.timeout_ms == 0 {
+            return Err(self.err("store.timeout_ms", "must be at least 1"));
+        }
+        Ok(StoreSettings {
+            url,
+            key_prefix: s.key_prefix,
+            timeout: Duration::from_millis(s.timeout_ms),
+        })
+    }
+
+    fn route(&self, key: &str, r: file::Route) -> Result<Route, ConfigError> {
+        if !r.path_prefix.starts_with('/') {
+            return Err(self.err(format!("{key}.path_prefix"), "must start with `/`"));
+        }
+        let methods = r
+            .methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.method(&format!("{key}.methods[{i}]"), m))
+            .collect::<Result<Vec<_>, _>>()?;
+        if r.upstreams.is_empty() {
+            return Err(self.err(
+                format!("{key}.upstreams"),
+                "at least one upstream is required",
+            ));
+        }
+        let tls = r.tls.map(|t| UpstreamTls {
+            sni: t.sni,
+            verify: t.verify,
+        });
+        let upstreams = r
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| self.upstream(&format!("{key}.upstreams[{i}]"), u, tls.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (field, ms) in [
+            ("connect_timeout_ms", r.connect_timeout_ms),
+            ("read_timeout_ms", r.read_timeout_ms),
+            ("write_timeout_ms", r.write_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(self.err(format!("{key}.{field}"), "must be at least 1"));
+            }
+        }
+        let auth = r
+            .auth
+            .map(|a| self.auth(&format!("{key}.auth"), a))
+            .transpose()?;
+        Ok(Route {
+            name: r.name.unwrap_or_else(|| r.path_prefix.clone()),
+            path_prefix: r.path_prefix,
+            host: r.host.map(|h| h.to_ascii_lowercase()),
+            methods,
+            upstreams,
+            connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+            read_timeout: Duration::from_millis(r.read_timeout_ms),
+            write_timeout: Duration::from_millis(r.write_timeout_ms),
+            auth,
+            next_upstream: Default::default(),
+        })
+    }
+
+    fn auth(&self, key: &str, a: file::Auth) -> Result<RouteAuth, ConfigError> {
+        let method_scopes = a
+            .method_scopes
+            .into_iter()
+            .map(|(m, scopes)| {
+                Ok((
+                    self.method(&format!("{key}.method_scopes.{m}"), &m)?,
+                    scopes,
+                ))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(RouteAuth {
+            required: a.required,
+            scopes: a.scopes,
+            method_scopes,
+        })
+    }
+
+    fn upstream(
+        &self,
+        key: &str,
+        address: &str,
+        tls: Option<&UpstreamTls>,
+    ) -> Result<Upstream, ConfigError> {
+        let (host, _) = address
+            .rsplit_once(':')
+            .ok_or_else(|| self.err(key, format!("`{address}` is not host:port")))?;
+        let addr = address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| self.err(key, format!("`{address}` does not resolve to an address")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let sni = tls.map(|t| t.sni.clone().unwrap_or_else(|| host.clone()));
+        Ok(Upstream {
+            addr,
+            tls: tls.cloned(),
+            sni: sni.unwrap_or_default(),
+        })
+    }
+
+    fn method(&self, key: &str, m: &str) -> Result<http::Method, ConfigError> {
+        let upper = m.to_ascii_uppercase();
+        http::Method::from_bytes(upper.as_bytes())
+            .map_err(|_| self.err(key, format!("`{m}` is not an HTTP method")))
+    }
+
+    fn socket_addr(&self, key: &str, a: &str) -> Result<SocketAddr, ConfigError> {
+        a.parse()
+            .map_err(|_| self.err(key, format!("`{a}` is not an ip:port address")))
+    }
+
+    fn existing_file(&self, key: &str, p: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.base.join(p);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(self.err(key, format!("file `{}` not found", path.display())))
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Tollgate: a Pingora edge gateway that answers OAuth 2.0 in-process and proxies the rest.
+//!
+//! `main.rs` only parses the command line and calls [`main_with`]; the integration tests run
+//! the same binary. [`serve`] wires the configured services together.
+
+pub mod admin;
+pub mod config;
+pub mod metrics;
+pub mod proxy;
+pub mod respond;
+pub mod routes;
+pub mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+use token_module::Store;
+
+use crate::admin::AdminApp;
+use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
+use crate::metrics::Metrics;
+use crate::proxy::Gateway;
+use crate::store::MeteredStore;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "An edge gateway with an in-process OAuth 2.0 token endpoint"
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(short, long, default_value = "conf/gateway.yaml")]
+    pub config: PathBuf,
+    /// Validate the configuration and exit: 0 when valid, 1 with the file and key at fault.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Runs the command line: validates the configuration, then serves until stopped.
+pub fn main_with(cli: Cli) -> ExitCode {
+    let store_override = std::env::var(STORE_URL_ENV).ok().filter(|s| !s.is_empty());
+    let config = match GatewayConfig::load(&cli.config, store_override.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.check {
+        println!(
+            "tollgate: {} is valid ({} routes)",
+            cli.config.display(),
+            config.routes.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config.server);
+    match serve(config) {
+        Ok(never) => match never {},
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("tollgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr through `tracing`; Pingora's `log` records are bridged in.
+fn init_logging(settings: &ServerSettings) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // `try_init` fails only when a subscriber is already set (e.g. by an embedding program),
+    // which is fine to keep.
+    let _ = if settings.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Starts every configured service and serves until the process is told to stop. Returns only
+/// when something could not be set up.
+pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> {
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+    let store: Arc<dyn Store> = Arc::new(
+        MeteredStore::open(&config.store, metrics.store_errors.clone())
+            .map_err(|e| e.to_string())?,
+    );
+
+    let mut server_conf = ServerConf::default();
+    server_conf.threads = config.server.threads;
+    server_conf.grace_period_seconds = Some(config.server.grace_period.as_secs());
+    server_conf.graceful_shutdown_timeout_seconds =
+        Some(config.server.graceful_shutdown_timeout.as_secs());
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let gateway = Gateway {
+        routes: config.routes,
+        metrics: Arc::clone(&metrics),
+        store: Arc::clone(&store),
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
+    for listener in &config.listeners {
+        let address = listener.address.to_string();
+        match &listener.tls {
+            None => proxy.add_tcp(&address),
+            Some(tls) => {
+                let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+                let mut settings = TlsSettings::intermediate(&path(&tls.cert), &path(&tls.key))
+                    .map_err(|e| format!("{}: TLS for {address}: {e}", config.source.display()))?;
+                if tls.http2 {
+                    settings.enable_h2();
+                }
+                proxy.add_tls_with_settings(&address, None, settings);
+            }
+        }
+        tracing::info!(%address, tls = listener.tls.is_some(), "listening");
+    }
+    server.add_service(proxy);
+
+    if let Some(address) = config.admin {
+        let mut admin = Service::new("tollgate admin".to_string(), AdminApp { store, metrics });
+        admin.add_tcp(&address.to_string());
+        server.add_service(admin);
+        tracing::info!(%address, "admin listening");
+    }
+    tracing::info!(config = %config.source.display(), store = ?config.store.url, "starting");
+    server.run_forever()
+}

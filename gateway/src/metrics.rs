@@ -1,0 +1,67 @@
+//! Prometheus metrics the admin listener serves at `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the gateway exports, registered in one private registry.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by route name and status code.
+    pub requests: IntCounterVec,
+    /// Time from the request's arrival to its last response byte, by route name.
+    pub latency: HistogramVec,
+    /// Failed store calls, by operation and failure kind.
+    pub store_errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_http_requests_total",
+                "Requests answered, by route and status.",
+            ),
+            &["route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_http_request_duration_seconds",
+                "Request latency from arrival to the last response byte, by route.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["route"],
+        )?;
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "tollgate_store_errors_total",
+                "Failed store calls, by operation and kind.",
+            ),
+            &["operation", "kind"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(store_errors.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            store_errors,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics; an error leaves a partial
+        // page, which Prometheus reports as a scrape error rather than crashing anything.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,221 @@
+//! The `ProxyHttp` implementation: picks a route for each request, answers what the gateway
+//! answers itself, and proxies the rest to the route's upstreams.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use token_module::Store;
+
+use crate::metrics::Metrics;
+use crate::respond;
+use crate::routes::{has_dot_segment, Route, RouteTable};
+
+/// The gateway's proxy logic; one instance serves every request.
+pub struct Gateway {
+    pub routes: RouteTable,
+    pub metrics: Arc<Metrics>,
+    /// Used by the OAuth endpoints and bearer validation.
+    pub store: Arc<dyn Store>,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    started: Instant,
+    route: Option<Arc<Route>>,
+    /// Upstream index chosen by round-robin for the first attempt.
+    first_upstream: usize,
+    /// Upstreams that refused or timed out on connect so far.
+    failed_connects: usize,
+}
+
+/// The request's host without port, from `Host` or (HTTP/2) the URI authority.
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    let raw = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())?;
+    if let Some(rest) = raw.strip_prefix('[') {
+        // [v6]:port
+        return rest.split(']').next();
+    }
+    Some(raw.split(':').next().unwrap_or(raw))
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            route: None,
+            first_upstream: 0,
+            failed_connects: 0,
+        }
+    }
+
+    /// Request phase: route selection. Answers 400 for dot-segment paths and 404 when no
+    /// route matches; otherwise records the route and lets the request go upstream.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        if has_dot_segment(req.uri.path()) {
+            let body =
+                respond::error_body("invalid_request", "the path holds a `.` or `..` segment");
+            respond::json(session, 400, &body, &[]).await?;
+            return Ok(true);
+        }
+        let Some(route) = self
+            .routes
+            .select(request_host(req), &req.method, req.uri.path())
+        else {
+            let body = respond::error_body("not_found", "no route matches this request");
+            respond::json(session, 404, &body, &[]).await?;
+            return Ok(true);
+        };
+        ctx.first_upstream = route.first_upstream();
+        ctx.route = Some(Arc::clone(route));
+        Ok(false)
+    }
+
+    /// Upstream phase: the route's next upstream, skipping those that refused a connection
+    /// for this request.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route selected"))?;
+        let index = (ctx.first_upstream + ctx.failed_connects) % route.upstreams.len();
+        let upstream = &route.upstreams[index];
+        let mut peer = HttpPeer::new(upstream.addr, upstream.tls.is_some(), upstream.sni.clone());
+        peer.options.connection_timeout = Some(route.connect_timeout);
+        peer.options.read_timeout = Some(route.read_timeout);
+        peer.options.write_timeout = Some(route.write_timeout);
+        if let Some(tls) = &upstream.tls {
+            peer.options.verify_cert = tls.verify;
+            peer.options.verify_hostname = tls.verify;
+        }
+        Ok(Box::new(peer))
+    }
+
+    /// A failed connect is retried on the route's next upstream until each was tried once.
+    /// Nothing was sent yet, so this is safe for any method.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.failed_connects += 1;
+        let upstreams = ctx.route.as_ref().map_or(0, |r| r.upstreams.len());
+        if ctx.failed_connects < upstreams {
+            tracing::warn!(upstream = %peer, error = ?e.etype(), "upstream connect failed; trying the next one");
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// Adds `X-Forwarded-For` and `X-Forwarded-Proto` to the upstream request.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            let forwarded = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(earlier) => format!("{earlier}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        }
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        Ok(())
+    }
+
+    /// Fatal errors become a JSON error response: 504 when the upstream timed out, 502 when
+    /// it could not be reached or misbehaved, 400 for a malformed request, 500 otherwise.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (code, error) = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(code), _) => (*code, "upstream_error"),
+            (
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+                ErrorSource::Upstream,
+            ) => (504, "upstream_timeout"),
+            (_, ErrorSource::Upstream) => (502, "bad_gateway"),
+            (
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => (0, ""),
+            (_, ErrorSource::Downstream) => (400, "invalid_request"),
+            _ => (500, "internal_error"),
+        };
+        if code > 0 && session.response_written().is_none() {
+            let description = match code {
+                504 => "the upstream did not answer in time",
+                502 => "the upstream could not be reached or sent an invalid response",
+                400 => "the request could not be read",
+                _ => "the gateway failed to handle the request",
+            };
+            if let Err(write_err) =
+                respond::json(session, code, &respond::error_body(error, description), &[]).await
+            {
+                tracing::debug!(error = %write_err, "could not write the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Metrics for every request, answered here or upstream.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx.route.as_ref().map_or("unmatched", |r| r.name.as_str());
+        self.metrics
+            .requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        self.metrics
+            .latency
+            .with_label_values(&[route])
+            .observe(ctx.started.elapsed().as_secs_f64());
+    }
+
+    /// What Pingora's error logs say about a request: method, path and host. The query string
+    /// is left out: it can carry codes and tokens.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            req.uri.path(),
+            request_host(req).unwrap_or("-")
+        )
+    }
+}

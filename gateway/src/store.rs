@@ -1,0 +1,91 @@
+//! The gateway's view of the token store: the configured [`Store`] wrapped so that every
+//! failure is counted in metrics and logged (never with its key, which may embed a secret).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus::IntCounterVec;
+use token_module::{Store, StoreError};
+
+use crate::config::StoreSettings;
+
+/// A [`Store`] that reports its failures.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    errors: IntCounterVec,
+}
+
+impl MeteredStore {
+    /// Opens the store the settings name (no connection is made yet) and wraps it.
+    pub fn open(settings: &StoreSettings, errors: IntCounterVec) -> Result<Self, StoreError> {
+        let inner =
+            token_module::store::open(&settings.url, &settings.key_prefix, settings.timeout)?;
+        Ok(Self { inner, errors })
+    }
+
+    fn observe<T>(&self, operation: &str, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            let kind = match e {
+                StoreError::Timeout(_) => "timeout",
+                StoreError::Unavailable(_) => "unavailable",
+                _ => "other",
+            };
+            self.errors.with_label_values(&[operation, kind]).inc();
+            tracing::warn!(operation, error = %e, "store call failed");
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Store for MeteredStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.observe("put", self.inner.put(key, value, ttl).await)
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.observe(
+            "put_if_absent",
+            self.inner.put_if_absent(key, value, ttl).await,
+        )
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.observe("get", self.inner.get(key).await)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.observe("take", self.inner.take(key).await)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.observe(
+            "compare_and_swap",
+            self.inner.compare_and_swap(key, expected, new, ttl).await,
+        )
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.observe("delete", self.inner.delete(key).await)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.observe("incr", self.inner.incr(key, ttl).await)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.observe("ping", self.inner.ping().await)
+    }
+}

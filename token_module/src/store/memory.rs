@@ -1,0 +1,176 @@
+//! The embedded store: a TTL-honouring map private to this process, for the single-instance
+//! quickstart. Each operation holds one lock for its whole read-modify-write, which is what
+//! makes `take`, `compare_and_swap` and `incr` atomic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError};
+
+/// Expired entries are dropped lazily on access, and all of them every this many writes.
+const SWEEP_EVERY_WRITES: u64 = 4096;
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Instant,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// In-memory [`Store`].
+pub struct MemoryStore {
+    prefix: String,
+    entries: Mutex<HashMap<String, Entry>>,
+    writes: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store whose keys all start with `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            entries: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `f` on the map under the lock, with expired entries swept now and then.
+    fn with_entries<T>(&self, write: bool, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
+        // A panic while holding the lock cannot leave an entry half-written (every mutation is
+        // a single insert/remove), so a poisoned map is still consistent.
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if write && self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
+            let now = Instant::now();
+            map.retain(|_, e| e.live(now));
+        }
+        f(&mut map)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+}
+
+fn live_value(map: &HashMap<String, Entry>, key: &str, now: Instant) -> Option<Vec<u8>> {
+    map.get(key)
+        .filter(|e| e.live(now))
+        .map(|e| e.value.clone())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let key = self.key(key);
+        let expires_at = Instant::now() + ttl;
+        self.with_entries(true, |m| {
+            m.insert(
+                key,
+                Entry {
+                    value: value.to_vec(),
+                    expires_at,
+                },
+            );
+        });
+        Ok(())
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(true, |m| {
+            if m.get(&key).is_some_and(|e| e.live(now)) {
+                return false;
+            }
+            m.insert(
+                key,
+                Entry {
+                    value: value.to_vec(),
+                    expires_at: now + ttl,
+                },
+            );
+            true
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(false, |m| live_value(m, &key, now)))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(false, |m| {
+            m.remove(&key).filter(|e| e.live(now)).map(|e| e.value)
+        }))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(true, |m| {
+            if live_value(m, &key, now).as_deref() != Some(expected) {
+                return false;
+            }
+            m.insert(
+                key,
+                Entry {
+                    value: new.to_vec(),
+                    expires_at: now + ttl,
+                },
+            );
+            true
+        }))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(false, |m| m.remove(&key).is_some_and(|e| e.live(now))))
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(true, |m| {
+            let current = live_value(m, &key, now)
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok());
+            let (count, expires_at) = match (current, m.get(&key)) {
+                (Some(n), Some(e)) => (n + 1, e.expires_at),
+                _ => (1, now + ttl),
+            };
+            m.insert(
+                key,
+                Entry {
+                    value: count.to_string().into_bytes(),
+                    expires_at,
+                },
+            );
+            count
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

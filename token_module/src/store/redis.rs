@@ -1,0 +1,259 @@
+//! The Redis store: one server (`redis://`, `rediss://`) or a Redis Cluster, reached through
+//! redis-rs connections that reconnect by themselves. Every call is bounded by the configured
+//! timeout, so a dead or slow Redis turns into a prompt [`StoreError`], never a hung request.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
+use tokio::sync::OnceCell;
+
+use super::{Store, StoreError, StoreUrl};
+
+/// `SET key new PX ttl` only if `key` holds `expected`.
+const COMPARE_AND_SWAP: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0";
+
+/// `INCR key`, starting the expiry window on the first increment.
+const INCR_WINDOW: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n";
+
+enum Client {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// A live connection of either kind; clones share one multiplexed connection.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Redis-backed [`Store`].
+pub struct RedisStore {
+    client: Client,
+    /// Made on first use, inside the runtime that serves requests; a cluster connection that
+    /// could not be made is tried again on the next call.
+    conn: OnceCell<Conn>,
+    prefix: String,
+    timeout: Duration,
+    compare_and_swap: Script,
+    incr_window: Script,
+}
+
+impl RedisStore {
+    /// A store for `url` (which must be a Redis or Cluster URL). No connection is made yet.
+    pub fn new(url: &StoreUrl, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let config_err = |e: redis::RedisError| StoreError::Config(e.to_string());
+        let client = match url {
+            StoreUrl::Redis(u) => {
+                Client::Single(redis::Client::open(u.as_str()).map_err(config_err)?)
+            }
+            StoreUrl::Cluster(nodes) => Client::Cluster(
+                ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()
+                    .map_err(config_err)?,
+            ),
+            StoreUrl::Memory => {
+                return Err(StoreError::Config("memory:// is not a Redis URL".into()))
+            }
+        };
+        Ok(Self {
+            client,
+            conn: OnceCell::new(),
+            prefix: prefix.to_string(),
+            timeout,
+            compare_and_swap: Script::new(COMPARE_AND_SWAP),
+            incr_window: Script::new(INCR_WINDOW),
+        })
+    }
+
+    async fn connection(&self) -> Result<Conn, StoreError> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                match &self.client {
+                    Client::Single(client) => {
+                        let config = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(self.timeout))
+                            .set_response_timeout(Some(self.timeout))
+                            .set_number_of_retries(1)
+                            .set_max_delay(Duration::from_secs(1));
+                        ConnectionManager::new_lazy_with_config(client.clone(), config)
+                            .map(Conn::Single)
+                    }
+                    Client::Cluster(client) => {
+                        client.get_async_connection().await.map(Conn::Cluster)
+                    }
+                }
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(conn.clone())
+    }
+
+    /// Runs `op` on a connection, bounded by the timeout as a whole (connecting included).
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let call = async {
+            let conn = self.connection().await?;
+            op(conn).await.map_err(unavailable)
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    // redis-rs errors describe the failure (kind, server message), never the command's
+    // arguments, so they are safe to carry into logs.
+    StoreError::Unavailable(e.to_string())
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("PX").arg(ttl_ms(ttl));
+        self.query::<()>(cmd).await
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl));
+        let reply: Option<String> = self.query(cmd).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key));
+        self.query(cmd).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.key(key));
+        self.query(cmd).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let swapped: i64 = self
+            .run(|mut c| async move {
+                self.compare_and_swap
+                    .key(key)
+                    .arg(expected)
+                    .arg(new)
+                    .arg(ttl_ms(ttl))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(swapped == 1)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key(key));
+        let removed: u64 = self.query(cmd).await?;
+        Ok(removed > 0)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let key = self.key(key);
+        self.run(|mut c| async move {
+            self.incr_window
+                .key(key)
+                .arg(ttl_ms(ttl))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self.query(redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "unexpected PING reply `{pong}`"
+            )))
+        }
+    }
+}
