@@ -8,8 +8,10 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use pingora::utils::tls::{parse_x509, WrappedX509};
 use token_module::StoreUrl;
 
 use crate::routes::{Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
@@ -216,6 +218,10 @@ pub mod file {
         /// Verify the upstream's certificate chain and name. Default: true.
         #[serde(default = "yes")]
         pub verify: bool,
+        /// PEM file of the CAs to trust for this upstream instead of the system's.
+        /// Default: none (system roots).
+        #[serde(default)]
+        pub ca: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -292,6 +298,16 @@ impl GatewayConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         Validator { file: path, base }.config(parsed, store_url_override)
     }
+}
+
+/// A non-zero fingerprint of a CA bundle, for connection-pool keys.
+fn ca_fingerprint(cas: &[WrappedX509]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for ca in cas {
+        ca.borrow_raw_cert().hash(&mut hasher);
+    }
+    hasher.finish().max(1)
 }
 
 /// Turns file structs into validated ones; every error names `file` and the key.
@@ -426,10 +442,21 @@ impl Validator<'_> {
                 "at least one upstream is required",
             ));
         }
-        let tls = r.tls.map(|t| UpstreamTls {
-            sni: t.sni,
-            verify: t.verify,
-        });
+        let tls = r
+            .tls
+            .map(|t| {
+                let ca =
+                    t.ca.map(|ca| self.ca_file(&format!("{key}.tls.ca"), &ca))
+                        .transpose()?;
+                let ca_pool_key = ca.as_ref().map_or(0, |cas| ca_fingerprint(cas));
+                Ok::<_, ConfigError>(UpstreamTls {
+                    sni: t.sni,
+                    verify: t.verify,
+                    ca,
+                    ca_pool_key,
+                })
+            })
+            .transpose()?;
         let upstreams = r
             .upstreams
             .iter()
@@ -516,6 +543,31 @@ impl Validator<'_> {
     fn socket_addr(&self, key: &str, a: &str) -> Result<SocketAddr, ConfigError> {
         a.parse()
             .map_err(|_| self.err(key, format!("`{a}` is not an ip:port address")))
+    }
+
+    /// Reads a PEM bundle of CA certificates, each checked to be a well-formed X.509 one.
+    fn ca_file(&self, key: &str, p: &str) -> Result<Arc<[WrappedX509]>, ConfigError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateDer;
+        let path = self.existing_file(key, p)?;
+        let mut cas = Vec::new();
+        let certs = CertificateDer::pem_file_iter(&path)
+            .map_err(|e| self.err(key, format!("cannot read `{}`: {e}", path.display())))?;
+        for cert in certs {
+            let der =
+                cert.map_err(|e| self.err(key, format!("bad PEM in `{}`: {e}", path.display())))?;
+            if x509_parser::parse_x509_certificate(der.as_ref()).is_err() {
+                return Err(self.err(
+                    key,
+                    format!("`{}` holds a malformed certificate", path.display()),
+                ));
+            }
+            cas.push(WrappedX509::new(der.as_ref().to_vec(), parse_x509));
+        }
+        if cas.is_empty() {
+            return Err(self.err(key, format!("`{}` holds no certificate", path.display())));
+        }
+        Ok(cas.into())
     }
 
     fn existing_file(&self, key: &str, p: &str) -> Result<PathBuf, ConfigError> {

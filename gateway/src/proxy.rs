@@ -103,6 +103,8 @@ impl ProxyHttp for Gateway {
         if let Some(tls) = &upstream.tls {
             peer.options.verify_cert = tls.verify;
             peer.options.verify_hostname = tls.verify;
+            peer.options.ca = tls.ca.clone();
+            peer.group_key = tls.ca_pool_key;
         }
         Ok(Box::new(peer))
     }

@@ -7,14 +7,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use pingora::utils::tls::WrappedX509;
 
 /// TLS towards an upstream.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpstreamTls {
     /// SNI and verified name; `None` means the upstream's host.
     pub sni: Option<String>,
     /// Verify the certificate chain and name.
     pub verify: bool,
+    /// CAs trusted for this upstream instead of the system roots.
+    pub ca: Option<Arc<[WrappedX509]>>,
+    /// Identifies the trusted CAs in Pingora's connection-pool key, which does not include
+    /// them: without it a connection verified against one route's CA could be reused for a
+    /// route that trusts other CAs. 0 for the system roots.
+    pub ca_pool_key: u64,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("sni", &self.sni)
+            .field("verify", &self.verify)
+            .field("ca_certificates", &self.ca.as_ref().map_or(0, |c| c.len()))
+            .finish()
+    }
 }
 
 /// One upstream address of a route.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -28,8 +28,8 @@ impl Entry {
 /// In-memory [`Store`].
 pub struct MemoryStore {
     prefix: String,
-    entries: Mutex<HashMap<String, Entry>>,
-    writes: AtomicU64,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    writes: Arc<AtomicU64>,
 }
 
 impl MemoryStore {
@@ -37,8 +37,17 @@ impl MemoryStore {
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_string(),
-            entries: Mutex::new(HashMap::new()),
-            writes: AtomicU64::new(0),
+            entries: Arc::default(),
+            writes: Arc::default(),
+        }
+    }
+
+    /// Another handle onto the same entries, with its own key prefix.
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            entries: Arc::clone(&self.entries),
+            writes: Arc::clone(&self.writes),
         }
     }
 

@@ -1,0 +1,421 @@
+//! The shared test harness: real processes on ephemeral loopback ports. A `redis-server` of
+//! the test's own, echo upstreams, and the real `tollgate` binary with a generated config.
+//! Everything started here is killed when its handle drops.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod upstream;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (tests live in `<root>/tests`, the package in `<root>/gateway`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The demo CA that signed `conf/demo-tls/cert.pem`.
+pub fn demo_ca() -> PathBuf {
+    repo_root().join("conf/demo-tls/ca.pem")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Waits until `check` holds, polling every 25 ms; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A `redis-server` on its own ephemeral port, keeping nothing on disk.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut redis = Self {
+            port: free_port(),
+            child: None,
+            dir,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it answers PING.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed: run scripts/test.sh, which installs it");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || redis_ping(port),
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn redis_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// An echo upstream (see [`upstream`]) in a background task of the current runtime.
+pub async fn start_upstream(name: &str) -> SocketAddr {
+    upstream::spawn("127.0.0.1:0".parse().expect("addr"), name, None)
+        .await
+        .expect("bind upstream")
+}
+
+/// An echo upstream serving TLS with the demo certificate (valid for `localhost`).
+pub async fn start_tls_upstream(name: &str) -> SocketAddr {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_dir = repo_root().join("conf/demo-tls");
+    let certs = CertificateDer::pem_file_iter(tls_dir.join("cert.pem"))
+        .expect("demo cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("demo cert");
+    let key = PrivateKeyDer::from_pem_file(tls_dir.join("key.pem")).expect("demo key");
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    upstream::spawn("127.0.0.1:0".parse().expect("addr"), name, Some(acceptor))
+        .await
+        .expect("bind upstream")
+}
+
+/// What the generated gateway config holds besides its listeners.
+pub struct GatewayOptions {
+    /// The `store.url` value.
+    pub store_url: String,
+    /// The YAML of the `routes:` list, indented by two spaces per item.
+    pub routes: String,
+    pub store_timeout_ms: u64,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            store_url: "memory://".into(),
+            routes: String::new(),
+            store_timeout_ms: 500,
+        }
+    }
+}
+
+/// The real `tollgate` binary with a plain-HTTP listener, a TLS listener (demo certificate)
+/// and an admin listener, each on an ephemeral port.
+pub struct Gateway {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Gateway {
+    pub fn config_yaml(opts: &GatewayOptions, http: u16, https: u16, admin: u16) -> String {
+        let tls = repo_root().join("conf/demo-tls");
+        format!(
+            "server:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 1\n  log_level: info\n\
+             listeners:\n  - address: 127.0.0.1:{http}\n  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
+             admin:\n  address: 127.0.0.1:{admin}\n\
+             store:\n  url: \"{store}\"\n  timeout_ms: {timeout}\n\
+             routes:\n{routes}",
+            cert = tls.join("cert.pem").display(),
+            key = tls.join("key.pem").display(),
+            store = opts.store_url,
+            timeout = opts.store_timeout_ms,
+            routes = if opts.routes.trim().is_empty() { "  []\n".to_string() } else { opts.routes.clone() },
+        )
+    }
+
+    /// Writes the config, starts the gateway and waits until its admin `/healthz` answers.
+    pub fn start(opts: GatewayOptions) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (http, https, admin) = (free_port(), free_port(), free_port());
+        let config = dir.path().join("gateway.yaml");
+        std::fs::write(&config, Self::config_yaml(&opts, http, https, admin))
+            .expect("write config");
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("--config")
+            .arg(&config)
+            .env_remove("TOLLGATE_STORE_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tollgate");
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut gw = Self {
+            http: loopback(http),
+            https: loopback(https),
+            admin: loopback(admin),
+            dir,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !gw.is_healthy() {
+            if let Ok(Some(status)) = gw.child.try_wait() {
+                panic!("tollgate exited with {status} during start:\n{}", gw.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tollgate did not become healthy:\n{}",
+                gw.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        // The proxy listener is added after the admin one; make sure it accepts too.
+        wait_until("the proxy listener", Duration::from_secs(10), || {
+            TcpStream::connect(gw.http).is_ok()
+        });
+        gw
+    }
+
+    fn is_healthy(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(self.admin) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut out = String::new();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            .is_ok()
+            && s.read_to_string(&mut out).is_ok()
+            && out.starts_with("HTTP/1.1 200")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// The TLS listener's URL, by the name the demo certificate is valid for.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.https.port())
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that trusts the demo CA, uses no proxy from the environment and never
+/// follows redirects.
+pub fn client() -> reqwest::Client {
+    let ca = std::fs::read(demo_ca()).expect("demo CA");
+    reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("demo CA"))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// Runs `tollgate --check --config <path>`; returns (exit code, stdout + stderr).
+pub fn check_config(path: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .env_remove("TOLLGATE_STORE_URL")
+        .output()
+        .expect("run tollgate --check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A Redis Cluster of `n` masters (no replicas), each a `redis-server` on ephemeral ports.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ports = Vec::new();
+        let mut children = Vec::new();
+        for i in 0..n {
+            let (port, bus) = (free_port(), free_port());
+            let node_dir = dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir).expect("node dir");
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed: run scripts/test.sh, which installs it");
+            children.push(child);
+            ports.push(port);
+        }
+        let cluster = Self {
+            ports,
+            children,
+            _dir: dir,
+        };
+        for &port in &cluster.ports {
+            wait_until(
+                "a cluster node to answer PING",
+                Duration::from_secs(10),
+                || redis_ping(port),
+            );
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli must be installed: run scripts/test.sh, which installs it");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let first = cluster.ports[0];
+        wait_until("the cluster to be ok", Duration::from_secs(20), || {
+            Command::new("redis-cli")
+                .args(["-p", &first.to_string(), "cluster", "info"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        });
+        cluster
+    }
+
+    /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,…`
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `request` as raw bytes on a new connection and returns everything read back
+/// (the request should say `Connection: close`).
+pub fn raw_request(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,94 @@
+//! `tollgate --check`: every shipped config validates, and each kind of mistake is reported
+//! with the file and the key at fault and exit code 1.
+
+mod common;
+
+use common::{check_config, repo_root};
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_root().join("conf")).expect("conf/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let (code, out) = check_config(&path);
+            assert_eq!(code, 0, "{}: {out}", path.display());
+            assert!(out.contains("is valid"), "{out}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "conf/ holds at least the demo config");
+}
+
+/// Writes `yaml` to a temp file and checks it; returns the output and the file's path.
+fn check_yaml(yaml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    let (code, out) = check_config(&path);
+    (code, out, path.display().to_string())
+}
+
+#[test]
+fn mistakes_name_the_file_and_the_key() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("unknown top-level key", "listners: []\n", &["unknown field `listners`"]),
+        (
+            "unknown key in a route",
+            "routes:\n  - path_prefix: /a\n    upstreams: [127.0.0.1:1]\n    timeout: 3\n",
+            &["routes[0]", "unknown field `timeout`"],
+        ),
+        (
+            "route without upstreams",
+            "routes:\n  - path_prefix: /a\n    upstreams: []\n",
+            &["routes[0].upstreams", "at least one upstream"],
+        ),
+        (
+            "unresolvable upstream",
+            "routes:\n  - path_prefix: /a\n    upstreams: [127.0.0.1:1]\n  - path_prefix: /b\n    upstreams: [nonsense]\n",
+            &["routes[1].upstreams[0]", "nonsense"],
+        ),
+        (
+            "prefix without slash",
+            "routes:\n  - path_prefix: api\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[0].path_prefix", "must start with `/`"],
+        ),
+        (
+            "bad method",
+            "routes:\n  - path_prefix: /a\n    methods: [\"GE T\"]\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[0].methods[0]"],
+        ),
+        ("bad listener address", "listeners:\n  - address: localhost\n", &["listeners[0].address", "ip:port"]),
+        (
+            "missing certificate",
+            "listeners:\n  - address: 127.0.0.1:1\n    tls: {cert: nowhere.pem, key: nowhere.key}\n",
+            &["listeners[0].tls.cert", "not found"],
+        ),
+        ("bad store url", "store:\n  url: mysql://db\n", &["store.url", "unsupported scheme"]),
+        ("zero store timeout", "store:\n  timeout_ms: 0\n", &["store.timeout_ms"]),
+        ("bad log format", "server:\n  log_format: xml\n", &["server.log_format"]),
+        ("wrong type", "server:\n  threads: many\n", &["server.threads", "invalid type"]),
+        ("not YAML", "routes: [\n", &["broken.yaml"]),
+    ];
+    for (what, yaml, expected) in cases {
+        let (code, out, path) = check_yaml(yaml);
+        assert_eq!(code, 1, "{what}: exit code; output: {out}");
+        assert!(out.contains(&path), "{what}: names the file: {out}");
+        for needle in *expected {
+            assert!(
+                out.contains(needle),
+                "{what}: expected `{needle}` in: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_file_is_reported() {
+    let (code, out) = check_config(std::path::Path::new("/nonexistent/tollgate.yaml"));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("/nonexistent/tollgate.yaml") && out.contains("cannot read"),
+        "{out}"
+    );
+}

@@ -1,0 +1,102 @@
+//! Redis going away under a running gateway: `/readyz` says not ready and store errors are
+//! counted, routes that do not need the store keep working, and when Redis comes back the
+//! gateway recovers by itself.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{client, start_upstream, Gateway, GatewayOptions, RedisServer};
+
+async fn readyz_status(gw: &Gateway) -> u16 {
+    client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .status()
+        .as_u16()
+}
+
+async fn wait_for_readyz(gw: &Gateway, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = readyz_status(gw).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readyz stayed {got}, wanted {want}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_killed_and_restarted_without_restarting_the_gateway() {
+    let mut redis = RedisServer::start();
+    let up = start_upstream("echo").await;
+    let gw = Gateway::start(GatewayOptions {
+        store_url: redis.url(),
+        routes: format!("  - path_prefix: /v1\n    upstreams: [{up}]\n"),
+        store_timeout_ms: 300,
+    });
+    let http = client();
+    wait_for_readyz(&gw, 200).await;
+
+    redis.kill();
+    let started = Instant::now();
+    assert_eq!(
+        readyz_status(&gw).await,
+        503,
+        "readyz fails once Redis is gone"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the store timeout bounds readyz"
+    );
+    let resp = http
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["status"], "not ready");
+
+    let resp = http
+        .get(gw.url("/v1/still-up"))
+        .send()
+        .await
+        .expect("proxy");
+    assert_eq!(
+        resp.status(),
+        200,
+        "a route that needs no store keeps working"
+    );
+
+    let metrics = http
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("tollgate_store_errors_total{kind="),
+        "store errors are counted:\n{metrics}"
+    );
+
+    redis.restart();
+    wait_for_readyz(&gw, 200).await;
+    assert_eq!(
+        http.get(gw.url("/v1/again"))
+            .send()
+            .await
+            .expect("proxy")
+            .status(),
+        200
+    );
+}
