@@ -99,11 +99,12 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
             .map_err(|e| e.to_string())?,
     );
 
-    let mut server_conf = ServerConf::default();
-    server_conf.threads = config.server.threads;
-    server_conf.grace_period_seconds = Some(config.server.grace_period.as_secs());
-    server_conf.graceful_shutdown_timeout_seconds =
-        Some(config.server.graceful_shutdown_timeout.as_secs());
+    let server_conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 

@@ -56,7 +56,12 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave an entry half-written (every mutation is
         // a single insert/remove), so a poisoned map is still consistent.
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if write && self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
+        if write
+            && self
+                .writes
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SWEEP_EVERY_WRITES)
+        {
             let now = Instant::now();
             map.retain(|_, e| e.live(now));
         }
