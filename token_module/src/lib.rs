@@ -1,8 +1,26 @@
 //! OAuth 2.0 / OpenID Connect for Tollgate, free of any HTTP framework.
 //!
 //! This crate owns the protocol logic and the token store. The gateway hands it parsed
-//! requests and writes back the response values it returns; nothing here knows Pingora.
+//! requests ([`TokenRequest`], [`AuthorizeRequest`]) and writes back the [`Response`] values
+//! it returns; nothing here knows Pingora.
 
+pub mod authorize;
+pub mod config;
+pub mod error;
+pub mod form;
+pub mod keys;
+pub mod provider;
+pub mod random;
+pub mod records;
+pub mod response;
+pub mod secrets;
 pub mod store;
+pub mod token;
 
+pub use authorize::AuthorizeRequest;
+pub use config::{ConfigError, OAuthConfig};
+pub use error::OAuthError;
+pub use provider::OAuthProvider;
+pub use response::Response;
 pub use store::{MemoryStore, RedisStore, Store, StoreError, StoreUrl};
+pub use token::{TokenOutcome, TokenRequest};

@@ -1,0 +1,418 @@
+//! The authorization server: configuration, store and secret verification, plus what every
+//! endpoint shares (client authentication, brute-force counters, scopes, token issuance).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Client, Grant, OAuthConfig, TokenFormat, User};
+use crate::error::OAuthError;
+use crate::form::{basic_credentials, Params};
+use crate::random;
+use crate::records::{keys, IssuedTokens, OpaqueAccessToken, RefreshFamily, Subject};
+use crate::secrets::SecretVerifier;
+use crate::store::Store;
+
+/// What a client presented to authenticate.
+pub(crate) struct PresentedClient {
+    pub id: String,
+    pub secret: Option<String>,
+    /// The credentials came in an `Authorization: Basic` header.
+    pub basic: bool,
+}
+
+/// A grant's result before it becomes a response.
+pub(crate) struct Issued {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub scope: Vec<String>,
+    pub record: IssuedTokens,
+}
+
+/// The OAuth 2.0 authorization server Tollgate embeds.
+pub struct OAuthProvider {
+    pub(crate) config: OAuthConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) verifier: SecretVerifier,
+}
+
+impl std::fmt::Debug for OAuthProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProvider")
+            .field("clients", &self.config.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl OAuthProvider {
+    /// Verified secrets are remembered for five minutes, at most 100,000 of them.
+    pub fn new(config: OAuthConfig, store: Arc<dyn Store>) -> Result<Self, String> {
+        let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
+        Ok(Self {
+            config,
+            store,
+            verifier,
+        })
+    }
+
+    pub fn config(&self) -> &OAuthConfig {
+        &self.config
+    }
+
+    /// Fails with 429 when any of `who` (kind, identity) has too many recent failures.
+    pub(crate) async fn check_failures(&self, who: &[(&str, &str)]) -> Result<(), OAuthError> {
+        for (kind, id) in who {
+            let count = self
+                .store
+                .get(&keys::failures(kind, id))
+                .await?
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            if count >= self.config.max_failures {
+                return Err(OAuthError::TooManyAttempts {
+                    retry_after_secs: self.config.failure_window.as_secs(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failure against each of `who`.
+    pub(crate) async fn record_failure(&self, who: &[(&str, &str)]) -> Result<(), OAuthError> {
+        for (kind, id) in who {
+            self.store
+                .incr(&keys::failures(kind, id), self.config.failure_window)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Authenticates the client of a token request (RFC 6749 2.3): HTTP Basic, or
+    /// `client_id`/`client_secret` in the body, never both; no secret only for a public
+    /// client or one allowed the password grant without one.
+    pub(crate) async fn authenticate_client(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+        grant: Grant,
+        client_ip: Option<IpAddr>,
+    ) -> Result<&Client, OAuthError> {
+        let presented = presented_client(authorization, params)?;
+        let ip = client_ip.map(|ip| ip.to_string());
+        let mut who = vec![("client", presented.id.as_str())];
+        if let Some(ip) = &ip {
+            who.push(("ip", ip.as_str()));
+        }
+        self.check_failures(&who).await?;
+        let client = self.config.clients.get(&presented.id);
+        let ok = match (&presented.secret, client) {
+            (Some(secret), client) => {
+                let hash = client.and_then(|c| c.secret_hash.as_ref());
+                self.verifier
+                    .verify(&presented.id, hash, secret.as_bytes())
+                    .await
+            }
+            (None, Some(c)) => {
+                (c.public && matches!(grant, Grant::AuthorizationCode | Grant::RefreshToken))
+                    || (c.password_grant_without_secret && grant == Grant::Password)
+            }
+            (None, None) => false,
+        };
+        match client {
+            Some(client) if ok => Ok(client),
+            _ => {
+                self.record_failure(&who).await?;
+                tracing::info!(client_id = %presented.id, "client authentication failed");
+                Err(OAuthError::InvalidClient {
+                    basic: presented.basic,
+                })
+            }
+        }
+    }
+
+    /// Authenticates a user by username and password, counting failures per username and
+    /// address. Unknown users cost the same time as known ones and get the same error.
+    pub(crate) async fn authenticate_user(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Option<&User>, OAuthError> {
+        let ip = client_ip.map(|ip| ip.to_string());
+        let mut who = vec![("user", username)];
+        if let Some(ip) = &ip {
+            who.push(("ip", ip.as_str()));
+        }
+        self.check_failures(&who).await?;
+        let user = self.config.users.get(username);
+        let ok = self
+            .verifier
+            .verify(
+                username,
+                user.map(|u| &u.password_hash),
+                password.as_bytes(),
+            )
+            .await;
+        if ok {
+            Ok(user)
+        } else {
+            self.record_failure(&who).await?;
+            Ok(None)
+        }
+    }
+
+    /// The scope for a request: the requested scopes if the client may have all of them
+    /// (and, with `ceiling`, all were granted before), else the defaults.
+    pub(crate) fn resolve_scope(
+        &self,
+        client: &Client,
+        requested: Option<&str>,
+        ceiling: Option<&[String]>,
+    ) -> Result<Vec<String>, OAuthError> {
+        let allowed = ceiling.unwrap_or(&client.scopes);
+        let Some(requested) = requested else {
+            let scope = ceiling.map_or_else(|| client.default_scopes.clone(), <[String]>::to_vec);
+            if scope.is_empty() {
+                return Err(OAuthError::InvalidScope(
+                    "no scope was requested and the client has no default".into(),
+                ));
+            }
+            return Ok(scope);
+        };
+        let mut scope: Vec<String> = Vec::new();
+        for s in requested.split(' ').filter(|s| !s.is_empty()) {
+            if !allowed.iter().any(|a| a == s) {
+                let why = if ceiling.is_some() {
+                    "was not granted originally"
+                } else {
+                    "is not allowed for this client"
+                };
+                return Err(OAuthError::InvalidScope(format!("the scope `{s}` {why}")));
+            }
+            if !scope.iter().any(|x| x == s) {
+                scope.push(s.to_string());
+            }
+        }
+        if scope.is_empty() {
+            return Err(OAuthError::InvalidScope(
+                "the scope parameter names no scope".into(),
+            ));
+        }
+        Ok(scope)
+    }
+
+    /// Issues an access token (and, when `refresh` carries a family, its refresh token).
+    pub(crate) async fn issue_access_token(
+        &self,
+        client: &Client,
+        scope: &[String],
+        subject: Option<&Subject>,
+    ) -> Result<(String, IssuedTokens), OAuthError> {
+        let iat = now();
+        let exp = iat + client.access_token_ttl.as_secs();
+        let jti = random::id();
+        match client.token_format {
+            TokenFormat::Jwt => {
+                let mut claims = serde_json::json!({
+                    "iss": client.issuer,
+                    "aud": client.audience,
+                    "exp": exp,
+                    "jti": jti,
+                    "iat": iat,
+                    "nbf": iat,
+                    "version": "1.0",
+                    "client_id": client.client_id,
+                    "scope": scope,
+                });
+                if let (Some(s), Some(map)) = (subject, claims.as_object_mut()) {
+                    map.insert("user_id".into(), s.user_id.clone().into());
+                    map.insert("sub".into(), s.user_id.clone().into());
+                    if let Some(t) = &s.user_type {
+                        map.insert("user_type".into(), t.clone().into());
+                    }
+                }
+                let token = self.config.keys.active().sign_jwt(&claims).map_err(|e| {
+                    tracing::error!(error = %e, "signing an access token failed");
+                    OAuthError::ServerError
+                })?;
+                Ok((
+                    token,
+                    IssuedTokens {
+                        access_jti: jti,
+                        access_exp: exp,
+                        access_key: None,
+                        family_id: None,
+                    },
+                ))
+            }
+            TokenFormat::Opaque => {
+                let token = random::opaque_token();
+                let key = keys::opaque_access(&random::digest_hex(&token));
+                let record = OpaqueAccessToken {
+                    jti: jti.clone(),
+                    client_id: client.client_id.clone(),
+                    scope: scope.to_vec(),
+                    subject: subject.cloned(),
+                    iat,
+                    exp,
+                };
+                let value = serde_json::to_vec(&record).map_err(|_| OAuthError::ServerError)?;
+                self.store
+                    .put(&key, &value, client.access_token_ttl)
+                    .await?;
+                Ok((
+                    token,
+                    IssuedTokens {
+                        access_jti: jti,
+                        access_exp: exp,
+                        access_key: Some(key),
+                        family_id: None,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Starts a refresh-token family for a fresh grant; returns the refresh token. Fails with
+    /// `invalid_grant` if the family was revoked before it was even written (a concurrent
+    /// code replay).
+    pub(crate) async fn start_family(
+        &self,
+        family_id: &str,
+        client: &Client,
+        scope: &[String],
+        subject: Option<&Subject>,
+        auth_time: Option<u64>,
+        latest: &IssuedTokens,
+    ) -> Result<String, OAuthError> {
+        let token = random::opaque_token();
+        let digest = random::digest_hex(&token);
+        let ttl = self.config.refresh_token_ttl;
+        let family = RefreshFamily {
+            client_id: client.client_id.clone(),
+            scope: scope.to_vec(),
+            subject: subject.cloned(),
+            auth_time,
+            current: digest.clone(),
+            expires_at: now() + ttl.as_secs(),
+            latest: latest.clone(),
+            revoked: false,
+        };
+        self.store
+            .put(&keys::refresh_token(&digest), family_id.as_bytes(), ttl)
+            .await?;
+        let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
+        if !self
+            .store
+            .put_if_absent(&keys::family(family_id), &value, ttl)
+            .await?
+        {
+            return Err(OAuthError::InvalidGrant(
+                "the authorization grant was revoked".into(),
+            ));
+        }
+        Ok(token)
+    }
+
+    /// Revokes what a grant issued: the access token (denylisted until it expires, and
+    /// deleted when opaque) and the whole refresh-token family.
+    pub(crate) async fn revoke_issued(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
+        self.deny_access_token(issued).await?;
+        if let Some(family_id) = &issued.family_id {
+            self.revoke_family(family_id).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
+        let remaining = issued.access_exp.saturating_sub(now());
+        if remaining > 0 && !issued.access_jti.is_empty() {
+            self.store
+                .put(
+                    &keys::denied_jti(&issued.access_jti),
+                    b"1",
+                    Duration::from_secs(remaining),
+                )
+                .await?;
+        }
+        if let Some(key) = &issued.access_key {
+            self.store.delete(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks a family revoked (writing a tombstone if it does not exist yet) and revokes its
+    /// latest access token.
+    pub(crate) async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
+        let key = keys::family(family_id);
+        let ttl = self.config.refresh_token_ttl;
+        let family = match self.store.get(&key).await? {
+            Some(raw) => serde_json::from_slice::<RefreshFamily>(&raw).ok(),
+            None => None,
+        };
+        let tombstone = match family {
+            Some(mut f) => {
+                self.deny_access_token(&f.latest).await?;
+                f.revoked = true;
+                f
+            }
+            None => RefreshFamily {
+                client_id: String::new(),
+                scope: vec![],
+                subject: None,
+                auth_time: None,
+                current: String::new(),
+                expires_at: now() + ttl.as_secs(),
+                latest: IssuedTokens::default(),
+                revoked: true,
+            },
+        };
+        let value = serde_json::to_vec(&tombstone).map_err(|_| OAuthError::ServerError)?;
+        self.store.put(&key, &value, ttl).await?;
+        tracing::info!(family = %family_id, "refresh token family revoked");
+        Ok(())
+    }
+}
+
+/// Reads the client's credentials from the header and the body.
+fn presented_client(
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<PresentedClient, OAuthError> {
+    let basic = authorization.and_then(basic_credentials).transpose()?;
+    match basic {
+        Some(creds) => {
+            if params.contains("client_secret") {
+                return Err(OAuthError::InvalidRequest(
+                    "the client authenticated with both HTTP Basic and client_secret".into(),
+                ));
+            }
+            if params.get("client_id").is_some_and(|id| id != creds.id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id does not match the Basic credentials".into(),
+                ));
+            }
+            Ok(PresentedClient {
+                id: creds.id,
+                secret: Some(creds.secret),
+                basic: true,
+            })
+        }
+        None => {
+            let Some(id) = params.get("client_id") else {
+                return Err(OAuthError::InvalidClient { basic: false });
+            };
+            Ok(PresentedClient {
+                id: id.to_string(),
+                secret: params.get("client_secret").map(str::to_string),
+                basic: false,
+            })
+        }
+    }
+}

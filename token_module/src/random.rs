@@ -1,0 +1,68 @@
+//! Random values and digests: codes, tokens, ids, and the store keys derived from them.
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+
+/// `n` bytes from the system CSPRNG. The CSPRNG failing is unrecoverable.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    #[allow(clippy::expect_used)] // no randomness left means no safe way to go on
+    SystemRandom::new().fill(&mut buf).expect("system CSPRNG");
+    buf
+}
+
+/// An authorization code: 256 random bits, base64url (43 characters).
+pub fn authorization_code() -> String {
+    B64.encode(random_bytes::<32>())
+}
+
+/// An opaque access or refresh token: 384 random bits as hex (96 characters), the look of
+/// the EQdkp seed's tokens.
+pub fn opaque_token() -> String {
+    hex::encode(random_bytes::<48>())
+}
+
+/// A token id (`jti`), a refresh family id or a CSRF token: 128 random bits, base64url.
+pub fn id() -> String {
+    B64.encode(random_bytes::<16>())
+}
+
+/// SHA-256 of `value` as hex: how codes and tokens are named in the store, so that the store
+/// never holds a usable secret.
+pub fn digest_hex(value: &str) -> String {
+    hex::encode(digest::digest(&digest::SHA256, value.as_bytes()))
+}
+
+/// The PKCE S256 transform: base64url(SHA-256(verifier)).
+pub fn pkce_s256(verifier: &str) -> String {
+    B64.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
+/// Constant-time equality of two byte strings.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_uniqueness() {
+        assert_eq!(authorization_code().len(), 43);
+        assert_eq!(opaque_token().len(), 96);
+        assert_ne!(opaque_token(), opaque_token());
+        assert_eq!(id().len(), 22);
+    }
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! What an endpoint answers, independent of any HTTP library: status, headers and body.
+
+/// A complete response for the gateway to write.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Response {
+    /// Bodies carry tokens: only the status and header names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// A JSON response that no cache may keep (RFC 6749 5.1 requires it for tokens).
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "application/json;charset=UTF-8".into()),
+                ("cache-control", "no-store".into()),
+                ("pragma", "no-cache".into()),
+            ],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// An HTML page that must not be cached or framed.
+    pub fn html(status: u16, body: String) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "text/html;charset=UTF-8".into()),
+                ("cache-control", "no-store".into()),
+                ("pragma", "no-cache".into()),
+                ("x-frame-options", "DENY".into()),
+                ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".into()),
+                ("referrer-policy", "no-referrer".into()),
+            ],
+            body: body.into_bytes(),
+        }
+    }
+
+    /// A 302 redirect.
+    pub fn redirect(location: String) -> Self {
+        Self {
+            status: 302,
+            headers: vec![("location", location), ("cache-control", "no-store".into())],
+            body: Vec::new(),
+        }
+    }
+
+    /// The value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

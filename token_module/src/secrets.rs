@@ -1,0 +1,169 @@
+//! Client secrets and user passwords: argon2id hashes, and a cache of verified pairs so that a
+//! strong hash does not cap throughput.
+//!
+//! The cache never holds a secret. It holds an HMAC-SHA256 tag of (identity, configured hash,
+//! presented secret) under a key drawn at start and never stored, so a memory dump yields
+//! nothing that can be replayed or brute-forced offline more cheaply than the argon2 hashes in
+//! the config. Only successful verifications are cached: every failure pays the full argon2
+//! cost, which is what throttles guessing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+
+/// A validated argon2 PHC hash string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(Arc<str>);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+impl PasswordHash {
+    /// Accepts argon2id, argon2i and argon2d PHC strings.
+    pub fn parse(phc: &str) -> Result<Self, String> {
+        let parsed =
+            argon2::PasswordHash::new(phc).map_err(|e| format!("not a PHC hash string: {e}"))?;
+        match parsed.algorithm.as_str() {
+            "argon2id" | "argon2i" | "argon2d" => Ok(Self(phc.into())),
+            other => Err(format!(
+                "`{other}` hashes are not supported; use argon2id (`tollgate hash-secret`)"
+            )),
+        }
+    }
+
+    /// Verifies `secret` against the hash (slow by design: run it off the event loop).
+    pub fn verify_blocking(&self, secret: &[u8]) -> bool {
+        argon2::PasswordHash::new(&self.0)
+            .is_ok_and(|parsed| Argon2::default().verify_password(secret, &parsed).is_ok())
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// Hashes a secret with argon2id and a random salt, for the config (`tollgate hash-secret`).
+pub fn hash_secret(secret: &[u8]) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secret, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies secrets against hashes, remembering successes for a while.
+pub struct SecretVerifier {
+    key: hmac::Key,
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    ttl: Duration,
+    max_entries: usize,
+    /// Verified against when the identity is unknown, so unknown and known identities cost
+    /// the same time.
+    dummy: PasswordHash,
+}
+
+impl SecretVerifier {
+    /// `ttl`: how long a verified pair is remembered; `max_entries` bounds memory.
+    pub fn new(ttl: Duration, max_entries: usize) -> Result<Self, String> {
+        let mut key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| "no system randomness".to_string())?;
+        let mut dummy_secret = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut dummy_secret)
+            .map_err(|_| "no system randomness".to_string())?;
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            verified: Mutex::new(HashMap::new()),
+            ttl,
+            max_entries,
+            dummy: PasswordHash::parse(&hash_secret(&dummy_secret)?)?,
+        })
+    }
+
+    fn tag(&self, identity: &str, hash: &PasswordHash, secret: &[u8]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        for part in [identity.as_bytes(), hash.as_bytes(), secret] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(ctx.sign().as_ref());
+        tag
+    }
+
+    /// Whether `secret` matches `hash` (the hash registered for `identity`). With `hash`
+    /// `None` (unknown identity) a dummy hash is verified and `false` returned.
+    pub async fn verify(&self, identity: &str, hash: Option<&PasswordHash>, secret: &[u8]) -> bool {
+        let Some(hash) = hash else {
+            let dummy = self.dummy.clone();
+            let secret = secret.to_vec();
+            let _ = tokio::task::spawn_blocking(move || dummy.verify_blocking(&secret)).await;
+            return false;
+        };
+        let tag = self.tag(identity, hash, secret);
+        let now = Instant::now();
+        {
+            let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if map.get(&tag).is_some_and(|expires| *expires > now) {
+                return true;
+            }
+        }
+        let (hash_owned, secret_owned) = (hash.clone(), secret.to_vec());
+        let ok = tokio::task::spawn_blocking(move || hash_owned.verify_blocking(&secret_owned))
+            .await
+            .unwrap_or(false);
+        if ok {
+            let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= self.max_entries {
+                map.retain(|_, expires| *expires > now);
+                if map.len() >= self.max_entries {
+                    map.clear();
+                }
+            }
+            map.insert(tag, now + self.ttl);
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verifies_and_caches_only_successes() {
+        let hash = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
+        let v = SecretVerifier::new(Duration::from_secs(60), 10).expect("verifier");
+        assert!(v.verify("client", Some(&hash), b"s3cret").await);
+        assert!(v.verify("client", Some(&hash), b"s3cret").await, "cached");
+        assert!(!v.verify("client", Some(&hash), b"wrong").await);
+        assert!(
+            !v.verify("other", None, b"s3cret").await,
+            "unknown identity"
+        );
+        assert_eq!(v.verified.lock().map(|m| m.len()).unwrap_or(0), 1);
+    }
+
+    #[test]
+    fn rejects_non_argon2_hashes() {
+        assert!(PasswordHash::parse("plaintext").is_err());
+        assert!(PasswordHash::parse("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA").is_err());
+        assert!(
+            format!(
+                "{:?}",
+                PasswordHash::parse(&hash_secret(b"x").expect("hash")).expect("parse")
+            ) == "PasswordHash(..)"
+        );
+    }
+}
