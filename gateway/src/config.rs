@@ -66,6 +66,9 @@ pub mod file {
         /// The route table. Default: empty (every request but the OAuth endpoints gets 404).
         #[serde(default)]
         pub routes: Vec<Route>,
+        /// The OAuth 2.0 authorization server. Default: none (no OAuth endpoints).
+        #[serde(default)]
+        pub oauth: Option<token_module::config::file::OAuth>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -281,6 +284,7 @@ pub struct GatewayConfig {
     pub admin: Option<SocketAddr>,
     pub store: StoreSettings,
     pub routes: RouteTable,
+    pub oauth: Option<token_module::OAuthConfig>,
 }
 
 impl GatewayConfig {
@@ -352,6 +356,13 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, r)| self.route(&format!("routes[{i}]"), r))
             .collect::<Result<Vec<_>, _>>()?;
+        let oauth = f
+            .oauth
+            .map(|o| {
+                token_module::OAuthConfig::from_file(o, self.base)
+                    .map_err(|e| self.err(format!("oauth.{}", e.key), e.message))
+            })
+            .transpose()?;
         Ok(GatewayConfig {
             source: self.file.to_path_buf(),
             server,
@@ -359,6 +370,7 @@ impl Validator<'_> {
             admin,
             store,
             routes: RouteTable::new(routes),
+            oauth,
         })
     }
 

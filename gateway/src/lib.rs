@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod config;
 pub mod metrics;
+pub mod oauth;
 pub mod proxy;
 pub mod respond;
 pub mod routes;
@@ -42,10 +43,50 @@ pub struct Cli {
     /// Validate the configuration and exit: 0 when valid, 1 with the file and key at fault.
     #[arg(long)]
     pub check: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print an argon2id hash of a secret or password read from standard input, for the
+    /// `secret_hash` / `password_hash` keys (one trailing newline is ignored).
+    HashSecret,
+}
+
+/// Reads a secret from stdin and prints its hash.
+fn hash_secret() -> ExitCode {
+    use std::io::Read;
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("tollgate: cannot read standard input: {e}");
+        return ExitCode::from(1);
+    }
+    let secret = input
+        .strip_suffix('\n')
+        .map_or(input.as_str(), |s| s.strip_suffix('\r').unwrap_or(s));
+    if secret.is_empty() {
+        eprintln!("tollgate: the secret is empty (pipe it to standard input)");
+        return ExitCode::from(1);
+    }
+    match token_module::secrets::hash_secret(secret.as_bytes()) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: hashing failed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Runs the command line: validates the configuration, then serves until stopped.
 pub fn main_with(cli: Cli) -> ExitCode {
+    if let Some(Command::HashSecret) = cli.command {
+        return hash_secret();
+    }
     let store_override = std::env::var(STORE_URL_ENV).ok().filter(|s| !s.is_empty());
     let config = match GatewayConfig::load(&cli.config, store_override.as_deref()) {
         Ok(config) => config,
@@ -108,7 +149,16 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
+    let oauth = match config.oauth {
+        Some(oauth_config) => Some(crate::oauth::OAuthEndpoints {
+            provider: token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))
+                .map_err(|e| format!("oauth: {e}"))?,
+            metrics: Arc::clone(&metrics),
+        }),
+        None => None,
+    };
     let gateway = Gateway {
+        oauth,
         routes: config.routes,
         metrics: Arc::clone(&metrics),
         store: Arc::clone(&store),

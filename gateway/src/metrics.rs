@@ -13,6 +13,10 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Failed store calls, by operation and failure kind.
     pub store_errors: IntCounterVec,
+    /// Tokens issued by the token endpoint, by grant.
+    pub tokens_issued: IntCounterVec,
+    /// Token requests that failed, by grant and OAuth error code.
+    pub token_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -43,6 +47,22 @@ impl Metrics {
             ),
             &["operation", "kind"],
         )?;
+        let tokens_issued = IntCounterVec::new(
+            Opts::new(
+                "tollgate_oauth_tokens_issued_total",
+                "Tokens issued, by grant.",
+            ),
+            &["grant"],
+        )?;
+        let token_failures = IntCounterVec::new(
+            Opts::new(
+                "tollgate_oauth_token_failures_total",
+                "Failed token requests, by grant and OAuth error code.",
+            ),
+            &["grant", "error"],
+        )?;
+        registry.register(Box::new(tokens_issued.clone()))?;
+        registry.register(Box::new(token_failures.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(store_errors.clone()))?;
@@ -51,6 +71,8 @@ impl Metrics {
             requests,
             latency,
             store_errors,
+            tokens_issued,
+            token_failures,
         })
     }
 

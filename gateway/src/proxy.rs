@@ -12,6 +12,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use token_module::Store;
 
 use crate::metrics::Metrics;
+use crate::oauth::OAuthEndpoints;
 use crate::respond;
 use crate::routes::{has_dot_segment, Route, RouteTable};
 
@@ -19,14 +20,18 @@ use crate::routes::{has_dot_segment, Route, RouteTable};
 pub struct Gateway {
     pub routes: RouteTable,
     pub metrics: Arc<Metrics>,
-    /// Used by the OAuth endpoints and bearer validation.
+    /// Used by bearer validation.
     pub store: Arc<dyn Store>,
+    /// The OAuth endpoints, answered in-process.
+    pub oauth: Option<OAuthEndpoints>,
 }
 
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
     route: Option<Arc<Route>>,
+    /// Set when the gateway answered the request itself (an OAuth endpoint).
+    local_route: Option<&'static str>,
     /// Upstream index chosen by round-robin for the first attempt.
     first_upstream: usize,
     /// Upstreams that refused or timed out on connect so far.
@@ -55,6 +60,7 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             started: Instant::now(),
             route: None,
+            local_route: None,
             first_upstream: 0,
             failed_connects: 0,
         }
@@ -70,6 +76,14 @@ impl ProxyHttp for Gateway {
             respond::json(session, 400, &body, &[]).await?;
             return Ok(true);
         }
+        if let Some(oauth) = &self.oauth {
+            if let Some(local) = oauth.route_for(req.uri.path()) {
+                ctx.local_route = Some(local);
+                oauth.serve(session, local).await?;
+                return Ok(true);
+            }
+        }
+        let req = session.req_header();
         let Some(route) = self
             .routes
             .select(request_host(req), &req.method, req.uri.path())
@@ -198,7 +212,11 @@ impl ProxyHttp for Gateway {
     /// Metrics for every request, answered here or upstream.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = ctx.route.as_ref().map_or("unmatched", |r| r.name.as_str());
+        let route = match (&ctx.route, ctx.local_route) {
+            (Some(r), _) => r.name.as_str(),
+            (None, Some(local)) => local,
+            (None, None) => "unmatched",
+        };
         self.metrics
             .requests
             .with_label_values(&[route, &status.to_string()])

@@ -30,6 +30,25 @@ pub async fn json(
     Ok(())
 }
 
+/// Writes a response that token_module produced.
+pub async fn write(session: &mut Session, response: &token_module::Response) -> Result<()> {
+    let mut resp = ResponseHeader::build(response.status, Some(response.headers.len() + 1))?;
+    for (name, value) in &response.headers {
+        resp.append_header(*name, value.as_str())?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, response.body.len())?;
+    let head_only = session.req_header().method == http::Method::HEAD || response.body.is_empty();
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(Bytes::from(response.body.clone())), true)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A JSON error body in the OAuth style that every gateway-made error uses:
 /// `{"error": code, "error_description": description}`.
 pub fn error_body(code: &str, description: &str) -> serde_json::Value {
