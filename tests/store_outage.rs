@@ -8,6 +8,21 @@ use std::time::{Duration, Instant};
 
 use common::{client, start_upstream, Gateway, GatewayOptions, RedisServer};
 
+/// An EQdkp-seed password grant: it needs the store for the brute-force counters and the
+/// opaque token.
+async fn token(http: &reqwest::Client, gw: &Gateway) -> reqwest::Response {
+    http.post(gw.url("/oauth2/token"))
+        .form(&[
+            ("client_id", common::oauth::EQDKP_ID),
+            ("grant_type", "password"),
+            ("username", "Hillary"),
+            ("password", "12345678"),
+        ])
+        .send()
+        .await
+        .expect("token request")
+}
+
 async fn readyz_status(gw: &Gateway) -> u16 {
     client()
         .get(gw.admin_url("/readyz"))
@@ -35,13 +50,14 @@ async fn wait_for_readyz(gw: &Gateway, want: u16) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn redis_killed_and_restarted_without_restarting_the_gateway() {
+async fn redis_killed_then_restarted_without_restarting_the_gateway() {
     let mut redis = RedisServer::start();
     let up = start_upstream("echo").await;
     let gw = Gateway::start(GatewayOptions {
         store_url: redis.url(),
         routes: format!("  - path_prefix: /v1\n    upstreams: [{up}]\n"),
         store_timeout_ms: 300,
+        extra_yaml: common::oauth::demo_oauth_yaml(&[]),
     });
     let http = client();
     wait_for_readyz(&gw, 200).await;
@@ -76,6 +92,12 @@ async fn redis_killed_and_restarted_without_restarting_the_gateway() {
         "a route that needs no store keeps working"
     );
 
+    let resp = token(&http, &gw).await;
+    assert_eq!(resp.status(), 503, "the token endpoint needs the store");
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+
     let metrics = http
         .get(gw.admin_url("/metrics"))
         .send()
@@ -98,5 +120,10 @@ async fn redis_killed_and_restarted_without_restarting_the_gateway() {
             .expect("proxy")
             .status(),
         200
+    );
+    assert_eq!(
+        token(&http, &gw).await.status(),
+        200,
+        "OAuth works again without a restart"
     );
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod oauth;
 pub mod upstream;
 
 use std::io::{Read, Write};
@@ -156,6 +157,8 @@ pub struct GatewayOptions {
     /// The YAML of the `routes:` list, indented by two spaces per item.
     pub routes: String,
     pub store_timeout_ms: u64,
+    /// More top-level YAML (e.g. an `oauth:` section), appended as is.
+    pub extra_yaml: String,
 }
 
 impl Default for GatewayOptions {
@@ -164,6 +167,7 @@ impl Default for GatewayOptions {
             store_url: "memory://".into(),
             routes: String::new(),
             store_timeout_ms: 500,
+            extra_yaml: String::new(),
         }
     }
 }
@@ -186,11 +190,12 @@ impl Gateway {
              listeners:\n  - address: 127.0.0.1:{http}\n  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
              admin:\n  address: 127.0.0.1:{admin}\n\
              store:\n  url: \"{store}\"\n  timeout_ms: {timeout}\n\
-             routes:\n{routes}",
+             routes:\n{routes}{extra}",
             cert = tls.join("cert.pem").display(),
             key = tls.join("key.pem").display(),
             store = opts.store_url,
             timeout = opts.store_timeout_ms,
+            extra = opts.extra_yaml,
             routes = if opts.routes.trim().is_empty() { "  []\n".to_string() } else { opts.routes.clone() },
         )
     }
