@@ -23,8 +23,10 @@ fn every_shipped_config_is_valid() {
 /// Writes `yaml` to a temp file and checks it; returns the output and the file's path.
 fn check_yaml(yaml: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let key = repo_root().join("conf/keys/demo-rs256-100.pem");
+    let yaml = yaml.replace("KEY", &key.display().to_string());
     let path = dir.path().join("broken.yaml");
-    std::fs::write(&path, yaml).expect("write");
+    std::fs::write(&path, &yaml).expect("write");
     let (code, out) = check_config(&path);
     (code, out, path.display().to_string())
 }
@@ -69,6 +71,36 @@ fn mistakes_name_the_file_and_the_key() {
         ("bad log format", "server:\n  log_format: xml\n", &["server.log_format"]),
         ("wrong type", "server:\n  threads: many\n", &["server.threads", "invalid type"]),
         ("not YAML", "routes: [\n", &["broken.yaml"]),
+        (
+            "oauth without keys",
+            "oauth:\n  keys: []\n  clients: []\n",
+            &["oauth.keys", "active"],
+        ),
+        (
+            "oauth key file missing",
+            "oauth:\n  keys: [{kid: a, private_key: missing.pem, active: true}]\n  clients: []\n",
+            &["oauth.keys[0].private_key", "missing.pem"],
+        ),
+        (
+            "plaintext secret",
+            "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients:\n    - {client_id: c, secret_hash: hunter2, grants: [client_credentials], scopes: [a]}\n",
+            &["oauth.clients[0].secret_hash", "PHC"],
+        ),
+        (
+            "unknown grant",
+            "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients:\n    - {client_id: c, public: true, grants: [implicit], scopes: [a]}\n",
+            &["oauth.clients[0].grants[0]", "implicit"],
+        ),
+        (
+            "custom grant for an untrusted client",
+            "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients:\n    - {client_id: c, public: true, grants: [client_authenticated_user], scopes: [a]}\n",
+            &["oauth.clients[0].grants[0]", "trusted"],
+        ),
+        (
+            "unknown oauth key",
+            "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients: []\n  sessions: 3\n",
+            &["oauth", "unknown field `sessions`"],
+        ),
     ];
     for (what, yaml, expected) in cases {
         let (code, out, path) = check_yaml(yaml);

@@ -852,6 +852,73 @@ async fn brute_force_per_username(backend: Backend) {
 }
 on_both_stores!(brute_force_per_username);
 
+async fn brute_force_per_address(backend: Backend) {
+    let env = OAuthEnv::start(backend, &[("max_failures: 10", "max_failures: 3")]);
+    // Three different usernames from one address: the address is blocked, for every user.
+    for user in ["alice", "bob", "carol"] {
+        let form = [
+            ("client_id", EQDKP_ID),
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", "x"),
+        ];
+        assert_error(&token(&env, None, &form).await, 400, "invalid_grant");
+    }
+    let form = [
+        ("client_id", EQDKP_ID),
+        ("grant_type", "password"),
+        ("username", "Hillary"),
+        ("password", "12345678"),
+    ];
+    assert_eq!(token(&env, None, &form).await.status, 429);
+}
+on_both_stores!(brute_force_per_address);
+
+/// Each signing algorithm, selected per key in the config, signs access tokens that verify
+/// with the key's public half.
+#[tokio::test(flavor = "multi_thread")]
+async fn es256_and_eddsa_keys_sign_access_tokens() {
+    for (file, alg) in [
+        ("demo-es256", Algorithm::ES256),
+        ("demo-ed25519", Algorithm::EdDSA),
+    ] {
+        let name = if alg == Algorithm::ES256 {
+            "ES256"
+        } else {
+            "EdDSA"
+        };
+        let env = OAuthEnv::start(
+            Backend::Memory,
+            &[
+                ("algorithm: RS256", &format!("algorithm: {name}")),
+                ("demo-rs256-100.pem", &format!("{file}.pem")),
+            ],
+        );
+        let reply = token(
+            &env,
+            Some(&light_basic()),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        let jwt = reply.str("access_token");
+        assert_eq!(jsonwebtoken::decode_header(jwt).expect("header").alg, alg);
+        let pem = std::fs::read(common::repo_root().join(format!("conf/keys/{file}.pub.pem")))
+            .expect("public key");
+        let key = if alg == Algorithm::ES256 {
+            DecodingKey::from_ec_pem(&pem).expect("EC key")
+        } else {
+            DecodingKey::from_ed_pem(&pem).expect("Ed key")
+        };
+        let mut validation = Validation::new(alg);
+        validation.set_audience(&["urn:com.networknt"]);
+        let claims = decode::<Value>(jwt, &key, &validation)
+            .expect("verifies")
+            .claims;
+        assert_eq!(claims["client_id"], LIGHT_ID);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_tokens_and_failures_and_logs_hold_no_secrets() {
     let env = OAuthEnv::start(Backend::Memory, &[]);
