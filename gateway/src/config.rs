@@ -304,6 +304,17 @@ impl GatewayConfig {
     }
 }
 
+/// The gateway's public base URL when `oauth.issuer` is not set: the first TLS listener's
+/// port on `localhost` (`https://localhost:6882` for the demo), else the first listener's.
+fn default_issuer(listeners: &[Listener]) -> String {
+    let tls = listeners.iter().find(|l| l.tls.is_some());
+    match tls.or(listeners.first()) {
+        Some(l) if l.tls.is_some() => format!("https://localhost:{}", l.address.port()),
+        Some(l) => format!("http://localhost:{}", l.address.port()),
+        None => "https://localhost".to_string(),
+    }
+}
+
 /// A non-zero fingerprint of a CA bundle, for connection-pool keys.
 fn ca_fingerprint(cas: &[WrappedX509]) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -359,7 +370,7 @@ impl Validator<'_> {
         let oauth = f
             .oauth
             .map(|o| {
-                token_module::OAuthConfig::from_file(o, self.base)
+                token_module::OAuthConfig::from_file(o, self.base, &default_issuer(&listeners))
                     .map_err(|e| self.err(format!("oauth.{}", e.key), e.message))
             })
             .transpose()?;

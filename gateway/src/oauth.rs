@@ -1,12 +1,12 @@
-//! The OAuth endpoints inside the proxy: reads what token_module needs from the Pingora
-//! session, hands it over, and writes back the response it returns.
+//! The OAuth and OpenID Connect endpoints inside the proxy: reads what token_module needs from
+//! the Pingora session, hands it over, and writes back the response it returns.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use pingora::proxy::Session;
 use pingora::Result;
-use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, TokenRequest};
+use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, TokenRequest};
 
 use crate::metrics::Metrics;
 use crate::respond;
@@ -17,10 +17,43 @@ pub struct OAuthEndpoints {
     pub metrics: Arc<Metrics>,
 }
 
-/// Why reading a body stopped short.
-enum BodyError {
-    TooLarge,
+/// One of the endpoints the gateway answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Authorize,
+    Jwks,
+    Discovery,
+    Revoke,
+    Introspect,
+    Userinfo,
 }
+
+impl Endpoint {
+    /// The route label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Token => "oauth-token",
+            Endpoint::Authorize => "oauth-authorize",
+            Endpoint::Jwks => "oauth-jwks",
+            Endpoint::Discovery => "oidc-discovery",
+            Endpoint::Revoke => "oauth-revoke",
+            Endpoint::Introspect => "oauth-introspect",
+            Endpoint::Userinfo => "oidc-userinfo",
+        }
+    }
+}
+
+/// What the token-endpoint metrics count.
+struct Outcome {
+    grant: Option<&'static str>,
+    error: Option<&'static str>,
+}
+
+/// The discovery document's fixed path (OpenID Connect Discovery 1.0, section 4).
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+/// A second, conventional home of the JWKS.
+pub const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
 
 fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
     session
@@ -37,78 +70,144 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-/// Reads the whole request body, refusing (without reading on) past `limit` bytes.
-async fn read_body(
-    session: &mut Session,
-    limit: usize,
-) -> Result<std::result::Result<Vec<u8>, BodyError>> {
+/// Reads the whole request body; `None` past `limit` bytes (without reading on).
+async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Vec<u8>>> {
     let declared = header(session, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Ok(Err(BodyError::TooLarge));
+        return Ok(None);
     }
     let mut body = Vec::with_capacity(declared.map_or(0, |l| l as usize));
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > limit {
-            return Ok(Err(BodyError::TooLarge));
+            return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Ok(body))
+    Ok(Some(body))
 }
 
 impl OAuthEndpoints {
-    /// The route label (for metrics) of the endpoint at `path`, if it is one.
-    pub fn route_for(&self, path: &str) -> Option<&'static str> {
-        let config = self.provider.config();
-        if path == config.token_path {
-            Some("oauth-token")
-        } else if path == config.authorize_path {
-            Some("oauth-authorize")
-        } else {
-            None
-        }
+    /// The endpoint at `path`, if it is one.
+    pub fn endpoint_for(&self, path: &str) -> Option<Endpoint> {
+        let c = self.provider.config();
+        let table = [
+            (c.token_path.as_str(), Endpoint::Token),
+            (c.authorize_path.as_str(), Endpoint::Authorize),
+            (c.jwks_path.as_str(), Endpoint::Jwks),
+            (WELL_KNOWN_JWKS_PATH, Endpoint::Jwks),
+            (DISCOVERY_PATH, Endpoint::Discovery),
+            (c.revoke_path.as_str(), Endpoint::Revoke),
+            (c.introspect_path.as_str(), Endpoint::Introspect),
+            (c.userinfo_path.as_str(), Endpoint::Userinfo),
+        ];
+        table.iter().find(|(p, _)| *p == path).map(|(_, e)| *e)
     }
 
-    /// Answers the OAuth request at `route` (from [`Self::route_for`]).
-    pub async fn serve(&self, session: &mut Session, route: &'static str) -> Result<()> {
-        let limit = self.provider.config().max_body_bytes;
+    /// Answers a request for `endpoint`.
+    pub async fn serve(&self, session: &mut Session, endpoint: Endpoint) -> Result<()> {
         let method = session.req_header().method.clone();
-        if route == "oauth-token" && method != http::Method::POST {
+        let allow = match endpoint {
+            Endpoint::Token | Endpoint::Revoke | Endpoint::Introspect => "POST",
+            Endpoint::Jwks | Endpoint::Discovery => "GET, HEAD",
+            Endpoint::Authorize | Endpoint::Userinfo => "GET, HEAD, POST",
+        };
+        if !allow.split(", ").any(|m| m == method.as_str()) {
+            let error = OAuthError::MethodNotAllowed { allow };
             return self
-                .write_token_error(
+                .finish(
                     session,
-                    None,
-                    OAuthError::MethodNotAllowed { allow: "POST" },
+                    endpoint,
+                    Outcome {
+                        grant: None,
+                        error: Some(error.code()),
+                    },
+                    error.into_response(),
                 )
                 .await;
         }
-        let body = match read_body(session, limit).await? {
-            Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                // The rest of the body stays unread: this connection cannot carry another request.
-                session.set_keepalive(None);
-                let err = OAuthError::PayloadTooLarge { limit };
-                return if route == "oauth-token" {
-                    self.write_token_error(session, None, err).await
-                } else {
-                    respond::write(session, &err.into_response()).await
-                };
+        match endpoint {
+            Endpoint::Jwks => return respond::write(session, &self.provider.jwks()).await,
+            Endpoint::Discovery => {
+                return respond::write(session, &self.provider.discovery()).await
             }
+            _ => {}
+        }
+        let limit = self.provider.config().max_body_bytes;
+        let Some(body) = read_body(session, limit).await? else {
+            // The rest of the body stays unread: this connection cannot carry another request.
+            session.set_keepalive(None);
+            let error = OAuthError::PayloadTooLarge { limit };
+            return self
+                .finish(
+                    session,
+                    endpoint,
+                    Outcome {
+                        grant: None,
+                        error: Some(error.code()),
+                    },
+                    error.into_response(),
+                )
+                .await;
         };
         let query = session.req_header().uri.query().map(str::to_string);
-        let ip = client_ip(session);
-        if route == "oauth-token" {
-            let outcome = self
-                .provider
-                .token(TokenRequest {
-                    content_type: header(session, "content-type"),
-                    authorization: header(session, "authorization"),
-                    query: query.as_deref(),
-                    body: &body,
-                    client_ip: ip,
-                })
-                .await;
-            let grant = outcome.grant.map_or("unknown", |g| g.as_str());
+        let form = TokenRequest {
+            content_type: header(session, "content-type"),
+            authorization: header(session, "authorization"),
+            query: query.as_deref(),
+            body: &body,
+            client_ip: client_ip(session),
+        };
+        let response = match endpoint {
+            Endpoint::Token => {
+                let outcome = self.provider.token(form).await;
+                let counted = Outcome {
+                    grant: outcome.grant.map(|g| g.as_str()),
+                    error: outcome.error,
+                };
+                return self
+                    .finish(session, endpoint, counted, outcome.response)
+                    .await;
+            }
+            Endpoint::Revoke => self.provider.revoke(form).await,
+            Endpoint::Introspect => self.provider.introspect(form).await,
+            Endpoint::Userinfo => {
+                self.provider
+                    .userinfo(
+                        method.as_str(),
+                        header(session, "authorization"),
+                        query.as_deref(),
+                    )
+                    .await
+            }
+            Endpoint::Authorize | Endpoint::Jwks | Endpoint::Discovery => {
+                let secure = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+                self.provider
+                    .authorize(AuthorizeRequest {
+                        method: method.as_str(),
+                        query: query.as_deref(),
+                        content_type: header(session, "content-type"),
+                        body: &body,
+                        authorization: header(session, "authorization"),
+                        cookie: header(session, "cookie"),
+                        client_ip: client_ip(session),
+                        secure,
+                    })
+                    .await
+            }
+        };
+        respond::write(session, &response).await
+    }
+
+    /// Writes `response`, counting token-endpoint outcomes by grant and error code.
+    async fn finish(
+        &self,
+        session: &mut Session,
+        endpoint: Endpoint,
+        outcome: Outcome,
+        response: Response,
+    ) -> Result<()> {
+        if endpoint == Endpoint::Token {
+            let grant = outcome.grant.unwrap_or("unknown");
             match outcome.error {
                 None => self.metrics.tokens_issued.with_label_values(&[grant]).inc(),
                 Some(error) => self
@@ -117,36 +216,7 @@ impl OAuthEndpoints {
                     .with_label_values(&[grant, error])
                     .inc(),
             }
-            respond::write(session, &outcome.response).await
-        } else {
-            let secure = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-            let response = self
-                .provider
-                .authorize(AuthorizeRequest {
-                    method: method.as_str(),
-                    query: query.as_deref(),
-                    content_type: header(session, "content-type"),
-                    body: &body,
-                    authorization: header(session, "authorization"),
-                    cookie: header(session, "cookie"),
-                    client_ip: ip,
-                    secure,
-                })
-                .await;
-            respond::write(session, &response).await
         }
-    }
-
-    async fn write_token_error(
-        &self,
-        session: &mut Session,
-        grant: Option<&str>,
-        err: OAuthError,
-    ) -> Result<()> {
-        self.metrics
-            .token_failures
-            .with_label_values(&[grant.unwrap_or("unknown"), err.code()])
-            .inc();
-        respond::write(session, &err.into_response()).await
+        respond::write(session, &response).await
     }
 }

@@ -77,9 +77,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         if let Some(oauth) = &self.oauth {
-            if let Some(local) = oauth.route_for(req.uri.path()) {
-                ctx.local_route = Some(local);
-                oauth.serve(session, local).await?;
+            if let Some(endpoint) = oauth.endpoint_for(req.uri.path()) {
+                ctx.local_route = Some(endpoint.label());
+                oauth.serve(session, endpoint).await?;
                 return Ok(true);
             }
         }
@@ -191,6 +191,8 @@ impl ProxyHttp for Gateway {
             _ => (500, "internal_error"),
         };
         if code > 0 && session.response_written().is_none() {
+            // The connection is not reused after this; say so, so clients do not try.
+            session.set_keepalive(None);
             let description = match code {
                 504 => "the upstream did not answer in time",
                 502 => "the upstream could not be reached or sent an invalid response",

@@ -52,6 +52,16 @@ pub mod file {
         /// Brute-force limits. Default: see [`BruteForce`].
         #[serde(default)]
         pub brute_force: BruteForce,
+        /// Lifetime of an id_token. Default: 3600.
+        #[serde(default = "default_access_ttl")]
+        pub id_token_ttl_seconds: u64,
+        /// Clock skew tolerated on `exp` / `nbf` when validating tokens. Default: 60.
+        #[serde(default = "default_leeway")]
+        pub leeway_seconds: u64,
+        /// Verified access tokens remembered (so a token seen again costs no signature check).
+        /// Default: 100000.
+        #[serde(default = "default_cache_entries")]
+        pub token_cache_entries: usize,
         /// Signing keys; exactly one `active`. Required.
         pub keys: Vec<Key>,
         /// Registered clients. Required.
@@ -73,6 +83,12 @@ pub mod file {
     fn default_access_ttl() -> u64 {
         3600
     }
+    fn default_leeway() -> u64 {
+        60
+    }
+    fn default_cache_entries() -> usize {
+        100_000
+    }
     fn default_token_type() -> String {
         "Bearer".into()
     }
@@ -84,6 +100,14 @@ pub mod file {
         pub token: String,
         /// Default: `/oauth2/authorize`.
         pub authorize: String,
+        /// The JWKS document (also served at `/.well-known/jwks.json`). Default: `/oauth2/jwks`.
+        pub jwks: String,
+        /// RFC 7009 revocation. Default: `/oauth2/revoke`.
+        pub revoke: String,
+        /// RFC 7662 introspection. Default: `/oauth2/introspect`.
+        pub introspect: String,
+        /// OpenID Connect userinfo. Default: `/oauth2/userinfo`.
+        pub userinfo: String,
     }
 
     impl Default for Endpoints {
@@ -91,6 +115,10 @@ pub mod file {
             Self {
                 token: "/oauth2/token".into(),
                 authorize: "/oauth2/authorize".into(),
+                jwks: "/oauth2/jwks".into(),
+                revoke: "/oauth2/revoke".into(),
+                introspect: "/oauth2/introspect".into(),
+                userinfo: "/oauth2/userinfo".into(),
             }
         }
     }
@@ -179,6 +207,11 @@ pub mod file {
         /// Accept `code_challenge_method=plain`. Default: false (S256 only).
         #[serde(default)]
         pub allow_plain_pkce: bool,
+        /// Sign its id_tokens HS256 with its own client secret (as the EQdkp seed's are) when
+        /// the request presented the secret; otherwise the active key signs them.
+        /// Default: false.
+        #[serde(default)]
+        pub id_token_hs256: bool,
     }
 
     fn default_token_format() -> String {
@@ -270,6 +303,7 @@ pub struct Client {
     pub token_type: String,
     pub trusted: bool,
     pub allow_plain_pkce: bool,
+    pub id_token_hs256: bool,
 }
 
 impl Client {
@@ -292,9 +326,17 @@ pub struct User {
 /// The validated OAuth configuration.
 #[derive(Debug)]
 pub struct OAuthConfig {
-    pub issuer: Option<String>,
+    /// The OpenID issuer: an http(s) URL without a trailing slash.
+    pub issuer: String,
     pub token_path: String,
     pub authorize_path: String,
+    pub jwks_path: String,
+    pub revoke_path: String,
+    pub introspect_path: String,
+    pub userinfo_path: String,
+    pub id_token_ttl: Duration,
+    pub leeway: Duration,
+    pub token_cache_entries: usize,
     pub max_body_bytes: usize,
     pub code_ttl: Duration,
     pub refresh_token_ttl: Duration,
@@ -306,14 +348,31 @@ pub struct OAuthConfig {
 }
 
 impl OAuthConfig {
-    /// Validates the file section; key files are resolved against `base`.
-    pub fn from_file(f: file::OAuth, base: &Path) -> Result<Self, ConfigError> {
-        for (key, path) in [
-            ("endpoints.token", &f.endpoints.token),
-            ("endpoints.authorize", &f.endpoints.authorize),
-        ] {
+    /// Validates the file section; key files are resolved against `base`. `default_issuer`
+    /// (the gateway's public base URL) stands in when `issuer` is not set.
+    pub fn from_file(
+        f: file::OAuth,
+        base: &Path,
+        default_issuer: &str,
+    ) -> Result<Self, ConfigError> {
+        let e = &f.endpoints;
+        let paths = [
+            ("endpoints.token", &e.token),
+            ("endpoints.authorize", &e.authorize),
+            ("endpoints.jwks", &e.jwks),
+            ("endpoints.revoke", &e.revoke),
+            ("endpoints.introspect", &e.introspect),
+            ("endpoints.userinfo", &e.userinfo),
+        ];
+        for (i, (key, path)) in paths.iter().enumerate() {
             if !path.starts_with('/') {
-                return Err(ConfigError::new(key, "must start with `/`"));
+                return Err(ConfigError::new(*key, "must start with `/`"));
+            }
+            if paths[..i].iter().any(|(_, p)| p == path) || path.starts_with("/.well-known/") {
+                return Err(ConfigError::new(
+                    *key,
+                    "must differ from the other endpoints and lie outside /.well-known/",
+                ));
             }
         }
         if f.max_body_bytes == 0 {
@@ -329,16 +388,30 @@ impl OAuthConfig {
                 return Err(ConfigError::new(key, "must be at least 1"));
             }
         }
-        if let Some(issuer) = &f.issuer {
-            if !issuer.starts_with("https://") && !issuer.starts_with("http://") {
-                return Err(ConfigError::new("issuer", "must be an http(s) URL"));
-            }
+        let issuer = f
+            .issuer
+            .clone()
+            .unwrap_or_else(|| default_issuer.to_string());
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.contains(['?', '#'])
+        {
+            return Err(ConfigError::new(
+                "issuer",
+                "must be an http(s) URL without query or fragment",
+            ));
+        }
+        let issuer = issuer.trim_end_matches('/').to_string();
+        if f.id_token_ttl_seconds == 0 {
+            return Err(ConfigError::new(
+                "id_token_ttl_seconds",
+                "must be at least 1",
+            ));
         }
         let keys = KeySet::from_file(&f.keys, base)?;
         let mut clients = HashMap::new();
         for (i, c) in f.clients.into_iter().enumerate() {
             let key = format!("clients[{i}]");
-            let client = client(&key, c, f.issuer.as_deref())?;
+            let client = client(&key, c, Some(&issuer))?;
             if clients.contains_key(&client.client_id) {
                 return Err(ConfigError::new(
                     format!("{key}.client_id"),
@@ -383,9 +456,16 @@ impl OAuthConfig {
             );
         }
         Ok(Self {
-            issuer: f.issuer,
+            issuer,
             token_path: f.endpoints.token,
             authorize_path: f.endpoints.authorize,
+            jwks_path: f.endpoints.jwks,
+            revoke_path: f.endpoints.revoke,
+            introspect_path: f.endpoints.introspect,
+            userinfo_path: f.endpoints.userinfo,
+            id_token_ttl: Duration::from_secs(f.id_token_ttl_seconds),
+            leeway: Duration::from_secs(f.leeway_seconds),
+            token_cache_entries: f.token_cache_entries.max(1),
             max_body_bytes: f.max_body_bytes,
             code_ttl: Duration::from_secs(f.code_ttl_seconds),
             refresh_token_ttl: Duration::from_secs(f.refresh_token_ttl_seconds),
@@ -509,6 +589,7 @@ fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Cl
         token_type: c.token_type,
         trusted: c.trusted,
         allow_plain_pkce: c.allow_plain_pkce,
+        id_token_hs256: c.id_token_hs256,
     })
 }
 

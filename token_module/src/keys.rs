@@ -58,6 +58,9 @@ pub struct SigningKey {
     pair: Pair,
     /// base64url of the JWS header `{"kid":…,"alg":…}`, computed once.
     header_b64: String,
+    /// The same with `"typ":"JWT"`, for id_tokens (access tokens carry no `typ`, so the two
+    /// cannot be mistaken for each other).
+    id_header_b64: String,
     /// The public key, for validation.
     pub decoding_key: DecodingKey,
     /// The public JWK members (`kty`, `n`/`e` or `crv`/`x`/`y`).
@@ -148,20 +151,35 @@ impl SigningKey {
             }
         };
         let header = serde_json::json!({ "kid": kid, "alg": algorithm.name() });
+        let id_header = serde_json::json!({ "kid": kid, "alg": algorithm.name(), "typ": "JWT" });
         Ok(Self {
             kid: kid.to_string(),
             algorithm,
             pair,
             header_b64: B64.encode(header.to_string()),
+            id_header_b64: B64.encode(id_header.to_string()),
             decoding_key,
             public_jwk: jwk,
         })
     }
 
-    /// Signs `claims` as a compact JWS: `header.payload.signature`.
+    /// Signs access-token `claims` as a compact JWS: `header.payload.signature`.
     pub fn sign_jwt(&self, claims: &serde_json::Value) -> Result<String, SignError> {
+        self.sign_with_header(&self.header_b64, claims)
+    }
+
+    /// Signs id_token `claims` (header `typ: JWT`).
+    pub fn sign_id_token(&self, claims: &serde_json::Value) -> Result<String, SignError> {
+        self.sign_with_header(&self.id_header_b64, claims)
+    }
+
+    fn sign_with_header(
+        &self,
+        header_b64: &str,
+        claims: &serde_json::Value,
+    ) -> Result<String, SignError> {
         let mut token = String::with_capacity(512);
-        token.push_str(&self.header_b64);
+        token.push_str(header_b64);
         token.push('.');
         B64.encode_string(claims.to_string(), &mut token);
         let fail = |_| SignError(self.kid.clone());

@@ -5,10 +5,13 @@
 //! it returns; nothing here knows Pingora.
 
 pub mod authorize;
+pub mod bearer;
 pub mod config;
 pub mod error;
 pub mod form;
 pub mod keys;
+pub mod lifecycle;
+pub mod oidc;
 pub mod provider;
 pub mod random;
 pub mod records;
@@ -16,6 +19,7 @@ pub mod response;
 pub mod secrets;
 pub mod store;
 pub mod token;
+pub mod validate;
 
 pub use authorize::AuthorizeRequest;
 pub use config::{ConfigError, OAuthConfig};
@@ -24,3 +28,4 @@ pub use provider::OAuthProvider;
 pub use response::Response;
 pub use store::{MemoryStore, RedisStore, Store, StoreError, StoreUrl};
 pub use token::{TokenOutcome, TokenRequest};
+pub use validate::{Rejection, VerifiedToken};

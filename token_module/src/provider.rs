@@ -27,6 +27,26 @@ pub(crate) struct Issued {
     pub refresh_token: Option<String>,
     pub scope: Vec<String>,
     pub record: IssuedTokens,
+    /// The user, for user grants (an id_token needs one).
+    pub subject: Option<Subject>,
+    pub auth_time: Option<u64>,
+    /// From the authorization request or the password grant's `nonce`; never on refresh.
+    pub nonce: Option<String>,
+}
+
+/// Which endpoint a client authenticates to: it decides whether a client without a secret
+/// may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthPurpose {
+    Grant(Grant),
+    Revocation,
+    Introspection,
+}
+
+/// An authenticated client and the secret it presented (verified), if any.
+pub(crate) struct AuthenticatedClient<'a> {
+    pub client: &'a Client,
+    pub secret: Option<String>,
 }
 
 /// The OAuth 2.0 authorization server Tollgate embeds.
@@ -34,6 +54,7 @@ pub struct OAuthProvider {
     pub(crate) config: OAuthConfig,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) verifier: SecretVerifier,
+    pub(crate) token_cache: crate::validate::TokenCache,
 }
 
 impl std::fmt::Debug for OAuthProvider {
@@ -54,10 +75,12 @@ impl OAuthProvider {
     /// Verified secrets are remembered for five minutes, at most 100,000 of them.
     pub fn new(config: OAuthConfig, store: Arc<dyn Store>) -> Result<Self, String> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
+        let token_cache = crate::validate::TokenCache::new(config.token_cache_entries);
         Ok(Self {
             config,
             store,
             verifier,
+            token_cache,
         })
     }
 
@@ -100,9 +123,9 @@ impl OAuthProvider {
         &self,
         authorization: Option<&str>,
         params: &Params,
-        grant: Grant,
+        purpose: AuthPurpose,
         client_ip: Option<IpAddr>,
-    ) -> Result<&Client, OAuthError> {
+    ) -> Result<AuthenticatedClient<'_>, OAuthError> {
         let presented = presented_client(authorization, params)?;
         let ip = client_ip.map(|ip| ip.to_string());
         let mut who = vec![("client", presented.id.as_str())];
@@ -118,14 +141,21 @@ impl OAuthProvider {
                     .verify(&presented.id, hash, secret.as_bytes())
                     .await
             }
-            (None, Some(c)) => {
-                (c.public && matches!(grant, Grant::AuthorizationCode | Grant::RefreshToken))
-                    || (c.password_grant_without_secret && grant == Grant::Password)
-            }
+            (None, Some(c)) => match purpose {
+                AuthPurpose::Grant(grant) => {
+                    (c.public && matches!(grant, Grant::AuthorizationCode | Grant::RefreshToken))
+                        || (c.password_grant_without_secret && grant == Grant::Password)
+                }
+                AuthPurpose::Revocation => c.public,
+                AuthPurpose::Introspection => false,
+            },
             (None, None) => false,
         };
         match client {
-            Some(client) if ok => Ok(client),
+            Some(client) if ok => Ok(AuthenticatedClient {
+                client,
+                secret: presented.secret,
+            }),
             _ => {
                 self.record_failure(&who).await?;
                 tracing::info!(client_id = %presented.id, "client authentication failed");

@@ -33,6 +33,18 @@ impl Response {
         }
     }
 
+    /// A JSON document anyone may cache for `max_age` seconds (discovery, JWKS).
+    pub fn json_public(status: u16, body: &serde_json::Value, max_age: u64) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "application/json;charset=UTF-8".into()),
+                ("cache-control", format!("public, max-age={max_age}")),
+            ],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
     /// An HTML page that must not be cached or framed.
     pub fn html(status: u16, body: String) -> Self {
         Self {

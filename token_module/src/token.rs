@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::config::{Client, Grant};
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::provider::{now, Issued, OAuthProvider};
+use crate::oidc::IdTokenInput;
+use crate::provider::{now, AuthPurpose, Issued, OAuthProvider};
 use crate::random::{self, ct_eq};
 use crate::records::{keys, CodeRecord, RedeemedCode, RefreshFamily, Subject};
 use crate::response::Response;
@@ -100,9 +101,15 @@ impl OAuthProvider {
             ))
         })?;
         *grant_out = Some(grant);
-        let client = self
-            .authenticate_client(req.authorization, &params, grant, req.client_ip)
+        let authenticated = self
+            .authenticate_client(
+                req.authorization,
+                &params,
+                AuthPurpose::Grant(grant),
+                req.client_ip,
+            )
             .await?;
+        let client = authenticated.client;
         if !client.allows(grant) {
             return Err(OAuthError::UnauthorizedClient(format!(
                 "the client may not use the `{grant_type}` grant"
@@ -117,7 +124,19 @@ impl OAuthProvider {
                 self.client_authenticated_user(client, &params).await?
             }
         };
-        Ok(token_response(client, issued))
+        let id_token = match (&issued.subject, issued.scope.iter().any(|s| s == "openid")) {
+            (Some(subject), true) => Some(self.id_token(IdTokenInput {
+                client,
+                subject,
+                scope: &issued.scope,
+                access_token: &issued.access_token,
+                nonce: issued.nonce.as_deref(),
+                auth_time: issued.auth_time,
+                client_secret: authenticated.secret.as_deref(),
+            })?),
+            _ => None,
+        };
+        Ok(token_response(client, issued, id_token))
     }
 
     /// RFC 6749 4.4: a token for the client itself; no refresh token.
@@ -133,6 +152,9 @@ impl OAuthProvider {
             refresh_token: None,
             scope,
             record,
+            subject: None,
+            auth_time: None,
+            nonce: None,
         })
     }
 
@@ -161,6 +183,9 @@ impl OAuthProvider {
             refresh_token: None,
             scope,
             record,
+            subject: Some(subject),
+            auth_time: None,
+            nonce: None,
         })
     }
 
@@ -187,8 +212,11 @@ impl OAuthProvider {
             user_type: user.user_type.clone(),
             username: Some(user.username.clone()),
         };
-        self.issue_with_refresh(client, scope, Some(subject), Some(now()))
-            .await
+        let mut issued = self
+            .issue_with_refresh(client, scope, Some(subject), Some(now()))
+            .await?;
+        issued.nonce = params.get("nonce").map(str::to_string);
+        Ok(issued)
     }
 
     /// Access token plus, when the client may refresh, a new refresh-token family.
@@ -224,6 +252,9 @@ impl OAuthProvider {
             refresh_token,
             scope,
             record,
+            subject,
+            auth_time,
+            nonce: None,
         })
     }
 
@@ -302,6 +333,9 @@ impl OAuthProvider {
             refresh_token,
             scope: record.scope,
             record: issued,
+            subject: Some(record.subject),
+            auth_time: Some(record.auth_time),
+            nonce: record.nonce,
         })
     }
 
@@ -392,6 +426,9 @@ impl OAuthProvider {
             refresh_token: Some(new_token),
             scope,
             record: issued,
+            subject: family.subject,
+            auth_time: family.auth_time,
+            nonce: None,
         })
     }
 }
@@ -428,15 +465,20 @@ fn verify_pkce(record: &CodeRecord, verifier: Option<&str>) -> Result<(), OAuthE
 }
 
 /// RFC 6749 5.1, shaped as the seeds show.
-fn token_response(client: &Client, issued: Issued) -> Response {
+fn token_response(client: &Client, issued: Issued, id_token: Option<String>) -> Response {
     let mut body = serde_json::json!({
         "access_token": issued.access_token,
         "token_type": client.token_type,
         "expires_in": client.access_token_ttl.as_secs(),
         "scope": issued.scope.join(" "),
     });
-    if let (Some(rt), Some(map)) = (issued.refresh_token, body.as_object_mut()) {
-        map.insert("refresh_token".into(), rt.into());
+    if let Some(map) = body.as_object_mut() {
+        if let Some(rt) = issued.refresh_token {
+            map.insert("refresh_token".into(), rt.into());
+        }
+        if let Some(id_token) = id_token {
+            map.insert("id_token".into(), id_token.into());
+        }
     }
     tracing::debug!(client_id = %client.client_id, jti = %issued.record.access_jti, "token issued");
     Response::json(200, &body)

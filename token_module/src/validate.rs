@@ -1,0 +1,255 @@
+//! Validating the access tokens this server issued: JWTs by signature against the configured
+//! keys only, opaque tokens by store lookup, both against the revocation denylist. Verified
+//! JWTs are cached (keyed by their SHA-256, never outliving themselves) so a token seen again
+//! costs no signature check.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jsonwebtoken::{decode, decode_header, Validation};
+use serde::Deserialize;
+
+use crate::config::TokenFormat;
+use crate::provider::{now, OAuthProvider};
+use crate::random;
+use crate::records::{keys, OpaqueAccessToken, Subject};
+use crate::store::StoreError;
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub jti: String,
+    pub client_id: String,
+    pub scope: Vec<String>,
+    pub subject: Option<Subject>,
+    pub iat: u64,
+    pub exp: u64,
+    pub nbf: Option<u64>,
+    /// `iss` / `aud` (JWTs only).
+    pub iss: Option<String>,
+    pub aud: Option<String>,
+    pub format: TokenFormat,
+}
+
+impl VerifiedToken {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.iter().any(|s| s == scope)
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Invalid, expired, revoked, or not ours: RFC 6750 `invalid_token`. The reason is for
+    /// logs and `error_description`, and reveals nothing secret.
+    Invalid(&'static str),
+    /// The store could not be asked (an opaque token, or the denylist when failing closed).
+    StoreUnavailable,
+}
+
+/// The claims an access token must carry, typed: a string `exp` does not parse.
+#[derive(Deserialize)]
+struct AccessClaims {
+    iss: String,
+    aud: String,
+    exp: u64,
+    iat: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    jti: String,
+    client_id: String,
+    scope: Vec<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_type: Option<String>,
+}
+
+/// Verified JWTs by digest.
+pub(crate) struct TokenCache {
+    entries: Mutex<HashMap<String, Arc<VerifiedToken>>>,
+    max_entries: usize,
+}
+
+impl TokenCache {
+    pub(crate) fn new(max_entries: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            max_entries,
+        }
+    }
+
+    fn get(&self, digest: &str, now: u64) -> Option<Arc<VerifiedToken>> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(digest).filter(|t| t.exp > now).cloned()
+    }
+
+    fn insert(&self, digest: String, token: Arc<VerifiedToken>, now: u64) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.max_entries {
+            map.retain(|_, t| t.exp > now);
+            if map.len() >= self.max_entries {
+                map.clear();
+            }
+        }
+        map.insert(digest, token);
+    }
+
+    pub(crate) fn remove(&self, digest: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+    }
+}
+
+impl OAuthProvider {
+    /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
+    /// denylist check: accept (true) or [`Rejection::StoreUnavailable`] (false).
+    pub async fn validate_access_token(
+        &self,
+        token: &str,
+        fail_open: bool,
+    ) -> Result<Arc<VerifiedToken>, Rejection> {
+        let digest = random::digest_hex(token);
+        let verified = if token.split('.').count() == 3 {
+            self.verify_jwt(token, &digest)?
+        } else {
+            self.lookup_opaque(&digest).await?
+        };
+        match self.store.get(&keys::denied_jti(&verified.jti)).await {
+            Ok(None) => Ok(verified),
+            Ok(Some(_)) => {
+                self.token_cache.remove(&digest);
+                Err(Rejection::Invalid("the token was revoked"))
+            }
+            Err(e) if fail_open && verified.format == TokenFormat::Jwt => {
+                tracing::warn!(error = %e, "denylist unavailable; accepting a validly signed token (fail-open)");
+                Ok(verified)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "denylist unavailable; refusing the token");
+                Err(Rejection::StoreUnavailable)
+            }
+        }
+    }
+
+    /// Signature, algorithm, `kid`, time and claims of a JWT access token.
+    pub(crate) fn verify_jwt(
+        &self,
+        token: &str,
+        digest: &str,
+    ) -> Result<Arc<VerifiedToken>, Rejection> {
+        let now = now();
+        let leeway = self.config.leeway.as_secs();
+        if let Some(hit) = self.token_cache.get(digest, now.saturating_sub(leeway)) {
+            if hit.nbf.is_none_or(|nbf| nbf <= now + leeway) {
+                return Ok(hit);
+            }
+        }
+        let header =
+            decode_header(token).map_err(|_| Rejection::Invalid("the token is malformed"))?;
+        // An id_token (typ JWT) is not an access token.
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("at+jwt"))
+        {
+            return Err(Rejection::Invalid("the token is not an access token"));
+        }
+        // The kid is only ever looked up among the configured keys.
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or(Rejection::Invalid("the token names no key"))?;
+        let key = self
+            .config
+            .keys
+            .get(kid)
+            .ok_or(Rejection::Invalid("the token's key is unknown"))?;
+        if header.alg != key.algorithm.jsonwebtoken() {
+            return Err(Rejection::Invalid(
+                "the token's algorithm does not match its key",
+            ));
+        }
+        let mut validation = Validation::new(key.algorithm.jsonwebtoken());
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below against the issuing client
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let claims = decode::<AccessClaims>(token, &key.decoding_key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    Rejection::Invalid("the token expired")
+                }
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    Rejection::Invalid("the token is not valid yet")
+                }
+                _ => Rejection::Invalid("the token is invalid"),
+            })?
+            .claims;
+        let client = self
+            .config
+            .clients
+            .get(&claims.client_id)
+            .ok_or(Rejection::Invalid("the token's client is unknown"))?;
+        if client.token_format != TokenFormat::Jwt
+            || claims.iss != client.issuer
+            || claims.aud != client.audience
+        {
+            return Err(Rejection::Invalid(
+                "the token's issuer or audience is wrong",
+            ));
+        }
+        let verified = Arc::new(VerifiedToken {
+            jti: claims.jti,
+            client_id: claims.client_id,
+            scope: claims.scope,
+            subject: claims.user_id.map(|user_id| Subject {
+                user_id,
+                user_type: claims.user_type,
+                username: None,
+            }),
+            iat: claims.iat,
+            exp: claims.exp,
+            nbf: claims.nbf,
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            format: TokenFormat::Jwt,
+        });
+        self.token_cache
+            .insert(digest.to_string(), Arc::clone(&verified), now);
+        Ok(verified)
+    }
+
+    async fn lookup_opaque(&self, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
+        let raw = self
+            .store
+            .get(&keys::opaque_access(digest))
+            .await
+            .map_err(|e: StoreError| {
+                tracing::warn!(error = %e, "cannot look up an opaque token");
+                Rejection::StoreUnavailable
+            })?;
+        let record: OpaqueAccessToken =
+            raw.and_then(|r| serde_json::from_slice(&r).ok())
+                .ok_or(Rejection::Invalid(
+                    "the token is invalid, expired or revoked",
+                ))?;
+        if record.exp <= now() {
+            return Err(Rejection::Invalid("the token expired"));
+        }
+        Ok(Arc::new(VerifiedToken {
+            jti: record.jti,
+            client_id: record.client_id,
+            scope: record.scope,
+            subject: record.subject,
+            iat: record.iat,
+            exp: record.exp,
+            nbf: None,
+            iss: None,
+            aud: None,
+            format: TokenFormat::Opaque,
+        }))
+    }
+}
