@@ -14,6 +14,7 @@ use std::time::Duration;
 use pingora::utils::tls::{parse_x509, WrappedX509};
 use token_module::StoreUrl;
 
+use crate::identity::IdentityHeaders;
 use crate::routes::{Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
 
 /// The environment variable that overrides `store.url` (so a deployment can point the same
@@ -69,6 +70,44 @@ pub mod file {
         /// The OAuth 2.0 authorization server. Default: none (no OAuth endpoints).
         #[serde(default)]
         pub oauth: Option<token_module::config::file::OAuth>,
+        /// How protected routes treat bearer tokens. Default: see [`Bearer`].
+        #[serde(default)]
+        pub bearer: Bearer,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Bearer {
+        /// When the store cannot be asked whether a validly signed JWT was revoked, accept it
+        /// (true) or answer 503 (false). Opaque tokens always need the store. Default: false.
+        pub denylist_fail_open: bool,
+        /// Headers that carry the caller's identity upstream. Every client-sent copy is
+        /// removed on every route. Default: see [`IdentityHeaders`].
+        pub identity_headers: IdentityHeaders,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct IdentityHeaders {
+        /// Default: `X-User-Id`.
+        pub user_id: String,
+        /// Default: `X-User-Type`.
+        pub user_type: String,
+        /// Default: `X-Client-Id`.
+        pub client_id: String,
+        /// Granted scopes, space-separated. Default: `X-Scopes`.
+        pub scopes: String,
+    }
+
+    impl Default for IdentityHeaders {
+        fn default() -> Self {
+            Self {
+                user_id: "X-User-Id".into(),
+                user_type: "X-User-Type".into(),
+                client_id: "X-Client-Id".into(),
+                scopes: "X-Scopes".into(),
+            }
+        }
     }
 
     #[derive(Debug, Deserialize)]
@@ -240,6 +279,9 @@ pub mod file {
         /// Default: none.
         #[serde(default)]
         pub method_scopes: BTreeMap<String, Vec<String>>,
+        /// Pass the client's `Authorization` header on to the upstream. Default: true.
+        #[serde(default = "yes")]
+        pub forward_authorization: bool,
     }
 }
 
@@ -285,6 +327,14 @@ pub struct GatewayConfig {
     pub store: StoreSettings,
     pub routes: RouteTable,
     pub oauth: Option<token_module::OAuthConfig>,
+    pub bearer: BearerSettings,
+}
+
+/// How protected routes treat bearer tokens.
+#[derive(Debug, Clone)]
+pub struct BearerSettings {
+    pub denylist_fail_open: bool,
+    pub identity: IdentityHeaders,
 }
 
 impl GatewayConfig {
@@ -361,6 +411,13 @@ impl Validator<'_> {
             .map(|a| self.socket_addr("admin.address", &a))
             .transpose()?;
         let store = self.store(f.store, store_url_override)?;
+        let routes_with_auth: Vec<usize> = f
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.auth.is_some())
+            .map(|(i, _)| i)
+            .collect();
         let routes = f
             .routes
             .into_iter()
@@ -374,6 +431,18 @@ impl Validator<'_> {
                     .map_err(|e| self.err(format!("oauth.{}", e.key), e.message))
             })
             .transpose()?;
+        if oauth.is_none() {
+            if let Some(i) = routes_with_auth.first() {
+                return Err(self.err(
+                    format!("routes[{i}].auth"),
+                    "bearer tokens need the `oauth` section (its keys and clients)",
+                ));
+            }
+        }
+        let bearer = BearerSettings {
+            denylist_fail_open: f.bearer.denylist_fail_open,
+            identity: self.identity_headers(f.bearer.identity_headers)?,
+        };
         Ok(GatewayConfig {
             source: self.file.to_path_buf(),
             server,
@@ -382,6 +451,7 @@ impl Validator<'_> {
             store,
             routes: RouteTable::new(routes),
             oauth,
+            bearer,
         })
     }
 
@@ -528,6 +598,24 @@ impl Validator<'_> {
             required: a.required,
             scopes: a.scopes,
             method_scopes,
+            forward_authorization: a.forward_authorization,
+        })
+    }
+
+    fn identity_headers(&self, h: file::IdentityHeaders) -> Result<IdentityHeaders, ConfigError> {
+        let name = |field: &str, value: &str| {
+            http::HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
+                self.err(
+                    format!("bearer.identity_headers.{field}"),
+                    format!("`{value}` is not a header name"),
+                )
+            })
+        };
+        Ok(IdentityHeaders {
+            user_id: name("user_id", &h.user_id)?,
+            user_type: name("user_type", &h.user_type)?,
+            client_id: name("client_id", &h.client_id)?,
+            scopes: name("scopes", &h.scopes)?,
         })
     }
 

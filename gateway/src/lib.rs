@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod identity;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;
@@ -159,6 +160,7 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
     };
     let gateway = Gateway {
         oauth,
+        bearer: config.bearer,
         routes: config.routes,
         metrics: Arc::clone(&metrics),
         store: Arc::clone(&store),

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub tokens_issued: IntCounterVec,
     /// Token requests that failed, by grant and OAuth error code.
     pub token_failures: IntCounterVec,
+    /// Bearer-token checks on protected routes, by result (`valid`, `valid_cached`,
+    /// `missing`, `invalid_request`, `invalid_token`, `insufficient_scope`, `unavailable`).
+    pub bearer_checks: IntCounterVec,
 }
 
 impl Metrics {
@@ -47,6 +50,14 @@ impl Metrics {
             ),
             &["operation", "kind"],
         )?;
+        let bearer_checks = IntCounterVec::new(
+            Opts::new(
+                "tollgate_bearer_checks_total",
+                "Bearer-token checks on protected routes, by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(bearer_checks.clone()))?;
         let tokens_issued = IntCounterVec::new(
             Opts::new(
                 "tollgate_oauth_tokens_issued_total",
@@ -73,6 +84,7 @@ impl Metrics {
             store_errors,
             tokens_issued,
             token_failures,
+            bearer_checks,
         })
     }
 

@@ -11,10 +11,13 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use token_module::Store;
 
+use crate::config::BearerSettings;
 use crate::metrics::Metrics;
 use crate::oauth::OAuthEndpoints;
 use crate::respond;
-use crate::routes::{has_dot_segment, Route, RouteTable};
+use crate::routes::{has_dot_segment, Route, RouteAuth, RouteTable};
+use token_module::bearer::{self, BearerError};
+use token_module::{Rejection, VerifiedToken};
 
 /// The gateway's proxy logic; one instance serves every request.
 pub struct Gateway {
@@ -24,12 +27,73 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     /// The OAuth endpoints, answered in-process.
     pub oauth: Option<OAuthEndpoints>,
+    pub bearer: BearerSettings,
+}
+
+impl Gateway {
+    /// RFC 6750 bearer check for a protected route: the token from `Authorization` (never
+    /// the URL), validated, carrying the scopes the method needs. `Ok(None)` when the route
+    /// makes the token optional and none came.
+    async fn check_bearer(
+        &self,
+        session: &Session,
+        auth: &RouteAuth,
+    ) -> std::result::Result<Option<Arc<VerifiedToken>>, BearerError> {
+        let result = self.check_bearer_inner(session, auth).await;
+        let label = match &result {
+            Ok(Some((_, true))) => "valid_cached",
+            Ok(_) => "valid",
+            Err(BearerError::Missing) => "missing",
+            Err(BearerError::InvalidRequest(_)) => "invalid_request",
+            Err(BearerError::InvalidToken(_)) => "invalid_token",
+            Err(BearerError::InsufficientScope(_)) => "insufficient_scope",
+            Err(_) => "unavailable",
+        };
+        self.metrics.bearer_checks.with_label_values(&[label]).inc();
+        result.map(|found| found.map(|(token, _)| token))
+    }
+
+    async fn check_bearer_inner(
+        &self,
+        session: &Session,
+        auth: &RouteAuth,
+    ) -> std::result::Result<Option<(Arc<VerifiedToken>, bool)>, BearerError> {
+        let req = session.req_header();
+        let authorization = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = match bearer::extract(authorization, req.uri.query(), false) {
+            Ok(token) => token,
+            Err(BearerError::Missing) if !auth.required => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let provider = &self
+            .oauth
+            .as_ref()
+            .ok_or(BearerError::Unavailable)?
+            .provider;
+        let validated = provider
+            .validate_access_token(&token, self.bearer.denylist_fail_open)
+            .await
+            .map_err(|r| match r {
+                Rejection::Invalid(why) => BearerError::InvalidToken(why),
+                Rejection::StoreUnavailable => BearerError::Unavailable,
+            })?;
+        let needed = auth.scopes_for(&req.method);
+        if needed.iter().any(|s| !validated.token.has_scope(s)) {
+            return Err(BearerError::InsufficientScope(needed.join(" ")));
+        }
+        Ok(Some((validated.token, validated.cached)))
+    }
 }
 
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
     route: Option<Arc<Route>>,
+    /// The validated bearer token of a protected route.
+    identity: Option<Arc<VerifiedToken>>,
     /// Set when the gateway answered the request itself (an OAuth endpoint).
     local_route: Option<&'static str>,
     /// Upstream index chosen by round-robin for the first attempt.
@@ -61,6 +125,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             route: None,
             local_route: None,
+            identity: None,
             first_upstream: 0,
             failed_connects: 0,
         }
@@ -92,8 +157,19 @@ impl ProxyHttp for Gateway {
             respond::json(session, 404, &body, &[]).await?;
             return Ok(true);
         };
+        let route = Arc::clone(route);
+        if let Some(auth) = &route.auth {
+            match self.check_bearer(session, auth).await {
+                Ok(identity) => ctx.identity = identity,
+                Err(e) => {
+                    ctx.route = Some(route);
+                    respond::write(session, &e.into_response()).await?;
+                    return Ok(true);
+                }
+            }
+        }
         ctx.first_upstream = route.first_upstream();
-        ctx.route = Some(Arc::clone(route));
+        ctx.route = Some(route);
         Ok(false)
     }
 
@@ -146,8 +222,21 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let identity = &self.bearer.identity;
+        identity.strip_spoofed(upstream_request);
+        if let Some(token) = &ctx.identity {
+            identity.add(upstream_request, token)?;
+        }
+        let forward_authorization = ctx
+            .route
+            .as_ref()
+            .and_then(|r| r.auth.as_ref())
+            .is_none_or(|a| a.forward_authorization);
+        if !forward_authorization {
+            upstream_request.remove_header(&http::header::AUTHORIZATION);
+        }
         if let Some(ip) = session
             .client_addr()
             .and_then(|a| a.as_inet())

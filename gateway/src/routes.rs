@@ -46,9 +46,13 @@ pub struct Upstream {
 /// Bearer-token requirements of a route (enforced by the protected-routes filter).
 #[derive(Debug, Clone)]
 pub struct RouteAuth {
+    /// Without a token the request is refused; with `false` a token is optional (checked
+    /// when present).
     pub required: bool,
     pub scopes: Vec<String>,
     pub method_scopes: Vec<(Method, Vec<String>)>,
+    /// Pass the client's `Authorization` header upstream.
+    pub forward_authorization: bool,
 }
 
 impl RouteAuth {

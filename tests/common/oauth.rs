@@ -53,15 +53,21 @@ pub struct OAuthEnv {
 
 impl OAuthEnv {
     pub fn start(backend: Backend, replacements: &[(&str, &str)]) -> Self {
-        Self::start_with(backend, replacements, String::new())
+        Self::start_with(backend, replacements, String::new(), "")
     }
 
-    pub fn start_with(backend: Backend, replacements: &[(&str, &str)], routes: String) -> Self {
+    /// With `routes` (the `routes:` list) and `extra` top-level YAML after the oauth section.
+    pub fn start_with(
+        backend: Backend,
+        replacements: &[(&str, &str)],
+        routes: String,
+        extra: &str,
+    ) -> Self {
         let redis = matches!(backend, Backend::Redis).then(RedisServer::start);
         let gw = Gateway::start(GatewayOptions {
             store_url: redis.as_ref().map_or("memory://".to_string(), |r| r.url()),
             routes,
-            extra_yaml: demo_oauth_yaml(replacements),
+            extra_yaml: format!("{}{extra}", demo_oauth_yaml(replacements)),
             ..Default::default()
         });
         Self { gw, redis }

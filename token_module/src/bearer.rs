@@ -21,11 +21,12 @@ pub enum BearerError {
     Unavailable,
 }
 
-/// Finds the bearer token: `Authorization: Bearer …` (scheme case-insensitive) or an
-/// `access_token` query parameter, never both.
-pub fn extract<'a>(
-    authorization: Option<&'a str>,
-    query: Option<&'a str>,
+/// Finds the bearer token: `Authorization: Bearer …` (scheme case-insensitive) or, where
+/// `allow_query`, an `access_token` query parameter; never both.
+pub fn extract(
+    authorization: Option<&str>,
+    query: Option<&str>,
+    allow_query: bool,
 ) -> Result<String, BearerError> {
     let from_header = match authorization {
         Some(value) => match value.trim().split_once(' ') {
@@ -53,6 +54,9 @@ pub fn extract<'a>(
     match (from_header, from_query) {
         (Some(_), Some(_)) => Err(BearerError::InvalidRequest(
             "the token was sent both in the header and the query",
+        )),
+        (None, Some(_)) if !allow_query => Err(BearerError::InvalidRequest(
+            "send the access token in the Authorization header, not the URL",
         )),
         (Some(t), None) | (None, Some(t)) => Ok(t),
         (None, None) => Err(BearerError::Missing),
@@ -120,13 +124,25 @@ mod tests {
 
     #[test]
     fn finds_the_token_in_one_place_only() {
-        assert_eq!(extract(Some("Bearer abc"), None), Ok("abc".into()));
-        assert_eq!(extract(Some("bEaReR abc"), None), Ok("abc".into()));
-        assert_eq!(extract(None, Some("x=1&access_token=q")), Ok("q".into()));
-        assert_eq!(extract(None, None), Err(BearerError::Missing));
-        assert_eq!(extract(Some("Basic abc"), None), Err(BearerError::Missing));
+        assert_eq!(extract(Some("Bearer abc"), None, false), Ok("abc".into()));
+        assert_eq!(extract(Some("bEaReR abc"), None, false), Ok("abc".into()));
+        assert_eq!(
+            extract(None, Some("x=1&access_token=q"), true),
+            Ok("q".into())
+        );
+        assert_eq!(extract(None, None, true), Err(BearerError::Missing));
+        assert_eq!(
+            extract(Some("Basic abc"), None, true),
+            Err(BearerError::Missing)
+        );
+        for allow_query in [true, false] {
+            assert!(matches!(
+                extract(Some("Bearer a"), Some("access_token=b"), allow_query),
+                Err(BearerError::InvalidRequest(_))
+            ));
+        }
         assert!(matches!(
-            extract(Some("Bearer a"), Some("access_token=b")),
+            extract(None, Some("access_token=b"), false),
             Err(BearerError::InvalidRequest(_))
         ));
     }

@@ -28,4 +28,4 @@ pub use provider::OAuthProvider;
 pub use response::Response;
 pub use store::{MemoryStore, RedisStore, Store, StoreError, StoreUrl};
 pub use token::{TokenOutcome, TokenRequest};
-pub use validate::{Rejection, VerifiedToken};
+pub use validate::{Rejection, Validated, VerifiedToken};

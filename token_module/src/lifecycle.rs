@@ -91,7 +91,7 @@ impl OAuthProvider {
         }
         let digest = random::digest_hex(token);
         if token.split('.').count() == 3 {
-            if let Ok(verified) = self.verify_jwt(token, &digest) {
+            if let Ok((verified, _)) = self.verify_jwt(token, &digest) {
                 if verified.client_id == client.client_id {
                     self.revoke_verified(&verified, &digest, None).await?;
                 }
@@ -177,7 +177,7 @@ impl OAuthProvider {
             }
         }
         let verified = match self.validate_access_token(token, false).await {
-            Ok(v) => v,
+            Ok(v) => v.token,
             Err(Rejection::Invalid(_)) => return Ok(inactive()),
             Err(Rejection::StoreUnavailable) => return Err(OAuthError::TemporarilyUnavailable),
         };

@@ -184,14 +184,15 @@ impl OAuthProvider {
             return OAuthError::MethodNotAllowed { allow: "GET, POST" }.into_response();
         }
         let result = async {
-            let token = bearer::extract(authorization, query)?;
-            let verified =
-                self.validate_access_token(&token, false)
-                    .await
-                    .map_err(|r| match r {
-                        Rejection::Invalid(why) => BearerError::InvalidToken(why),
-                        Rejection::StoreUnavailable => BearerError::Unavailable,
-                    })?;
+            let token = bearer::extract(authorization, query, true)?;
+            let verified = self
+                .validate_access_token(&token, false)
+                .await
+                .map_err(|r| match r {
+                    Rejection::Invalid(why) => BearerError::InvalidToken(why),
+                    Rejection::StoreUnavailable => BearerError::Unavailable,
+                })?
+                .token;
             if !verified.has_scope("openid") {
                 return Err(BearerError::InsufficientScope("openid".into()));
             }

@@ -37,6 +37,13 @@ impl VerifiedToken {
     }
 }
 
+/// A token that passed, and whether its signature check was saved by the cache.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub token: Arc<VerifiedToken>,
+    pub cached: bool,
+}
+
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
@@ -110,22 +117,30 @@ impl OAuthProvider {
         &self,
         token: &str,
         fail_open: bool,
-    ) -> Result<Arc<VerifiedToken>, Rejection> {
+    ) -> Result<Validated, Rejection> {
         let digest = random::digest_hex(token);
-        let verified = if token.split('.').count() == 3 {
+        let (verified, cached) = if token.split('.').count() == 3 {
             self.verify_jwt(token, &digest)?
         } else {
-            self.lookup_opaque(&digest).await?
+            (self.lookup_opaque(&digest).await?, false)
         };
-        match self.store.get(&keys::denied_jti(&verified.jti)).await {
-            Ok(None) => Ok(verified),
+        let validated = Validated {
+            token: verified,
+            cached,
+        };
+        match self
+            .store
+            .get(&keys::denied_jti(&validated.token.jti))
+            .await
+        {
+            Ok(None) => Ok(validated),
             Ok(Some(_)) => {
                 self.token_cache.remove(&digest);
                 Err(Rejection::Invalid("the token was revoked"))
             }
-            Err(e) if fail_open && verified.format == TokenFormat::Jwt => {
+            Err(e) if fail_open && validated.token.format == TokenFormat::Jwt => {
                 tracing::warn!(error = %e, "denylist unavailable; accepting a validly signed token (fail-open)");
-                Ok(verified)
+                Ok(validated)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "denylist unavailable; refusing the token");
@@ -139,12 +154,12 @@ impl OAuthProvider {
         &self,
         token: &str,
         digest: &str,
-    ) -> Result<Arc<VerifiedToken>, Rejection> {
+    ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
         let now = now();
         let leeway = self.config.leeway.as_secs();
         if let Some(hit) = self.token_cache.get(digest, now.saturating_sub(leeway)) {
             if hit.nbf.is_none_or(|nbf| nbf <= now + leeway) {
-                return Ok(hit);
+                return Ok((hit, true));
             }
         }
         let header =
@@ -219,7 +234,7 @@ impl OAuthProvider {
         });
         self.token_cache
             .insert(digest.to_string(), Arc::clone(&verified), now);
-        Ok(verified)
+        Ok((verified, false))
     }
 
     async fn lookup_opaque(&self, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
