@@ -72,6 +72,16 @@ fn mistakes_name_the_file_and_the_key() {
         ("wrong type", "server:\n  threads: many\n", &["server.threads", "invalid type"]),
         ("not YAML", "routes: [\n", &["broken.yaml"]),
         (
+            "a protected route without the oauth section",
+            "routes:\n  - path_prefix: /a\n    upstreams: [127.0.0.1:1]\n    auth: {scopes: [x]}\n",
+            &["routes[0].auth", "oauth"],
+        ),
+        (
+            "a bad identity header name",
+            "bearer:\n  identity_headers: {user_id: \"X User\"}\n",
+            &["bearer.identity_headers.user_id"],
+        ),
+        (
             "oauth without keys",
             "oauth:\n  keys: []\n  clients: []\n",
             &["oauth.keys", "active"],
