@@ -102,6 +102,14 @@ impl SecretVerifier {
         tag
     }
 
+    /// Whether `secret` was verified against `hash` for `identity` recently (no argon2 work).
+    pub fn remembers(&self, identity: &str, hash: &PasswordHash, secret: &[u8]) -> bool {
+        let tag = self.tag(identity, hash, secret);
+        let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&tag)
+            .is_some_and(|expires| *expires > Instant::now())
+    }
+
     /// Whether `secret` matches `hash` (the hash registered for `identity`). With `hash`
     /// `None` (unknown identity) a dummy hash is verified and `false` returned.
     pub async fn verify(&self, identity: &str, hash: Option<&PasswordHash>, secret: &[u8]) -> bool {
@@ -111,14 +119,11 @@ impl SecretVerifier {
             let _ = tokio::task::spawn_blocking(move || dummy.verify_blocking(&secret)).await;
             return false;
         };
+        if self.remembers(identity, hash, secret) {
+            return true;
+        }
         let tag = self.tag(identity, hash, secret);
         let now = Instant::now();
-        {
-            let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if map.get(&tag).is_some_and(|expires| *expires > now) {
-                return true;
-            }
-        }
         let (hash_owned, secret_owned) = (hash.clone(), secret.to_vec());
         let ok = tokio::task::spawn_blocking(move || hash_owned.verify_blocking(&secret_owned))
             .await

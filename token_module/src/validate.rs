@@ -162,6 +162,17 @@ impl OAuthProvider {
                 return Ok((hit, true));
             }
         }
+        let verified = Arc::new(self.verify_jwt_uncached(token)?);
+        self.token_cache
+            .insert(digest.to_string(), Arc::clone(&verified), now);
+        Ok((verified, false))
+    }
+
+    /// The full check of a JWT access token, with no cache: `kid` among the configured keys,
+    /// the key's pinned algorithm, signature, `exp`/`nbf` with leeway, typed claims, and the
+    /// `iss`/`aud` configured for the token's client.
+    pub fn verify_jwt_uncached(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+        let leeway = self.config.leeway.as_secs();
         let header =
             decode_header(token).map_err(|_| Rejection::Invalid("the token is malformed"))?;
         // An id_token (typ JWT) is not an access token.
@@ -216,7 +227,7 @@ impl OAuthProvider {
                 "the token's issuer or audience is wrong",
             ));
         }
-        let verified = Arc::new(VerifiedToken {
+        Ok(VerifiedToken {
             jti: claims.jti,
             client_id: claims.client_id,
             scope: claims.scope,
@@ -231,10 +242,7 @@ impl OAuthProvider {
             iss: Some(claims.iss),
             aud: Some(claims.aud),
             format: TokenFormat::Jwt,
-        });
-        self.token_cache
-            .insert(digest.to_string(), Arc::clone(&verified), now);
-        Ok((verified, false))
+        })
     }
 
     async fn lookup_opaque(&self, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
