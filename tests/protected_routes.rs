@@ -543,3 +543,56 @@ async fn store_outage_fails_closed_by_default_and_open_when_configured() {
         );
     }
 }
+
+/// Two gateways sharing one Redis: a revocation through one is honoured by the other, at once
+/// with `denylist_cache_ms: 0`, within the cache time by default.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_reaches_other_instances() {
+    for cache_ms in [0u64, 1000] {
+        let up = start_upstream("svc").await;
+        let replacement = format!("  max_body_bytes: 65536\n  denylist_cache_ms: {cache_ms}\n");
+        let replacements = [("  max_body_bytes: 65536\n", replacement.as_str())];
+        let a = OAuthEnv::start_with(Backend::Redis, &replacements, routes(up), "");
+        let redis_url = a.redis.as_ref().expect("redis").url();
+        let b = OAuthEnv {
+            gw: common::Gateway::start(common::GatewayOptions {
+                store_url: redis_url,
+                routes: routes(up),
+                extra_yaml: demo_oauth_yaml(&replacements),
+                ..Default::default()
+            }),
+            redis: None,
+        };
+        let jwt = token(
+            &a,
+            Some(&light_basic()),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        let jwt = jwt.str("access_token");
+        assert_eq!(
+            bearer(&b, "GET", "/v1/pets", jwt).await.status,
+            200,
+            "B accepts A's token"
+        );
+        let revoke = client()
+            .post(a.gw.url("/oauth2/revoke"))
+            .header("authorization", light_basic())
+            .form(&[("token", jwt)])
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(revoke.status(), 200);
+        assert_invalid_token(
+            &bearer(&a, "GET", "/v1/pets", jwt).await,
+            "the revoking instance refuses at once",
+        );
+        if cache_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(cache_ms + 200)).await;
+        }
+        assert_invalid_token(
+            &bearer(&b, "GET", "/v1/pets", jwt).await,
+            "the other instance refuses",
+        );
+    }
+}

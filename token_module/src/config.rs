@@ -62,6 +62,11 @@ pub mod file {
         /// Default: 100000.
         #[serde(default = "default_cache_entries")]
         pub token_cache_entries: usize,
+        /// How long a "not revoked" answer from the store is reused before asking again, in
+        /// milliseconds; 0 asks on every request. Revocations through this instance take
+        /// effect at once either way. Default: 1000.
+        #[serde(default = "default_denylist_cache_ms")]
+        pub denylist_cache_ms: u64,
         /// Signing keys; exactly one `active`. Required.
         pub keys: Vec<Key>,
         /// Registered clients. Required.
@@ -82,6 +87,9 @@ pub mod file {
     }
     fn default_access_ttl() -> u64 {
         3600
+    }
+    fn default_denylist_cache_ms() -> u64 {
+        1000
     }
     fn default_leeway() -> u64 {
         60
@@ -337,6 +345,7 @@ pub struct OAuthConfig {
     pub id_token_ttl: Duration,
     pub leeway: Duration,
     pub token_cache_entries: usize,
+    pub denylist_cache: Duration,
     pub max_body_bytes: usize,
     pub code_ttl: Duration,
     pub refresh_token_ttl: Duration,
@@ -466,6 +475,7 @@ impl OAuthConfig {
             id_token_ttl: Duration::from_secs(f.id_token_ttl_seconds),
             leeway: Duration::from_secs(f.leeway_seconds),
             token_cache_entries: f.token_cache_entries.max(1),
+            denylist_cache: Duration::from_millis(f.denylist_cache_ms),
             max_body_bytes: f.max_body_bytes,
             code_ttl: Duration::from_secs(f.code_ttl_seconds),
             refresh_token_ttl: Duration::from_secs(f.refresh_token_ttl_seconds),

@@ -176,7 +176,7 @@ impl OAuthProvider {
                 RefreshLookup::Unknown => {}
             }
         }
-        let verified = match self.validate_access_token(token, false).await {
+        let verified = match self.validate(token, false, true).await {
             Ok(v) => v.token,
             Err(Rejection::Invalid(_)) => return Ok(inactive()),
             Err(Rejection::StoreUnavailable) => return Err(OAuthError::TemporarilyUnavailable),

@@ -55,6 +55,7 @@ pub struct OAuthProvider {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) verifier: SecretVerifier,
     pub(crate) token_cache: crate::validate::TokenCache,
+    pub(crate) not_revoked: crate::validate::NotRevokedCache,
 }
 
 impl std::fmt::Debug for OAuthProvider {
@@ -76,11 +77,16 @@ impl OAuthProvider {
     pub fn new(config: OAuthConfig, store: Arc<dyn Store>) -> Result<Self, String> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
         let token_cache = crate::validate::TokenCache::new(config.token_cache_entries);
+        let not_revoked = crate::validate::NotRevokedCache::new(
+            config.denylist_cache,
+            config.token_cache_entries,
+        );
         Ok(Self {
             config,
             store,
             verifier,
             token_cache,
+            not_revoked,
         })
     }
 
@@ -383,6 +389,7 @@ impl OAuthProvider {
     }
 
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
+        self.not_revoked.remove(&issued.access_jti);
         let remaining = issued.access_exp.saturating_sub(now());
         if remaining > 0 && !issued.access_jti.is_empty() {
             self.store

@@ -69,6 +69,10 @@ pub struct SecretVerifier {
     /// Verified against when the identity is unknown, so unknown and known identities cost
     /// the same time.
     dummy: PasswordHash,
+    /// Bounds the argon2 verifications running at once. Each one holds 19 MiB and a core for
+    /// tens of milliseconds, so unbounded they let a burst of logins (or of guesses) exhaust
+    /// memory; bounded, the burst queues.
+    hashing: tokio::sync::Semaphore,
 }
 
 impl SecretVerifier {
@@ -88,6 +92,9 @@ impl SecretVerifier {
             ttl,
             max_entries,
             dummy: PasswordHash::parse(&hash_secret(&dummy_secret)?)?,
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 
@@ -113,21 +120,28 @@ impl SecretVerifier {
     /// Whether `secret` matches `hash` (the hash registered for `identity`). With `hash`
     /// `None` (unknown identity) a dummy hash is verified and `false` returned.
     pub async fn verify(&self, identity: &str, hash: Option<&PasswordHash>, secret: &[u8]) -> bool {
+        if hash.is_some_and(|h| self.remembers(identity, h, secret)) {
+            return true;
+        }
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
         let Some(hash) = hash else {
             let dummy = self.dummy.clone();
             let secret = secret.to_vec();
             let _ = tokio::task::spawn_blocking(move || dummy.verify_blocking(&secret)).await;
             return false;
         };
+        // While this request queued, another with the same secret may have verified it.
         if self.remembers(identity, hash, secret) {
             return true;
         }
         let tag = self.tag(identity, hash, secret);
-        let now = Instant::now();
         let (hash_owned, secret_owned) = (hash.clone(), secret.to_vec());
         let ok = tokio::task::spawn_blocking(move || hash_owned.verify_blocking(&secret_owned))
             .await
             .unwrap_or(false);
+        let now = Instant::now();
         if ok {
             let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() >= self.max_entries {

@@ -72,6 +72,57 @@ struct AccessClaims {
     user_type: Option<String>,
 }
 
+/// Recent "not revoked" answers from the store, by `jti`, each kept for the configured
+/// `denylist_cache` at most (and never past the token's expiry). Revocations made through
+/// this instance remove their entry at once; those made elsewhere are seen within that time.
+pub(crate) struct NotRevokedCache {
+    entries: Mutex<HashMap<String, std::time::Instant>>,
+    ttl: std::time::Duration,
+    max_entries: usize,
+}
+
+impl NotRevokedCache {
+    pub(crate) fn new(ttl: std::time::Duration, max_entries: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            ttl,
+            max_entries,
+        }
+    }
+
+    fn contains(&self, jti: &str) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(jti)
+            .is_some_and(|until| *until > std::time::Instant::now())
+    }
+
+    fn insert(&self, jti: &str, exp: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let left = std::time::Duration::from_secs(exp.saturating_sub(now()));
+        let now = std::time::Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.max_entries {
+            map.retain(|_, until| *until > now);
+            if map.len() >= self.max_entries {
+                map.clear();
+            }
+        }
+        map.insert(jti.to_string(), now + self.ttl.min(left));
+    }
+
+    pub(crate) fn remove(&self, jti: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(jti);
+    }
+}
+
 /// Verified JWTs by digest.
 pub(crate) struct TokenCache {
     entries: Mutex<HashMap<String, Arc<VerifiedToken>>>,
@@ -118,6 +169,17 @@ impl OAuthProvider {
         token: &str,
         fail_open: bool,
     ) -> Result<Validated, Rejection> {
+        self.validate(token, fail_open, false).await
+    }
+
+    /// Validates an access token. `fresh` asks the store about revocation even when a
+    /// recent answer is cached (introspection does: it is the authoritative answer).
+    pub(crate) async fn validate(
+        &self,
+        token: &str,
+        fail_open: bool,
+        fresh: bool,
+    ) -> Result<Validated, Rejection> {
         let digest = random::digest_hex(token);
         let (verified, cached) = if token.split('.').count() == 3 {
             self.verify_jwt(token, &digest)?
@@ -128,12 +190,19 @@ impl OAuthProvider {
             token: verified,
             cached,
         };
+        if !fresh && self.not_revoked.contains(&validated.token.jti) {
+            return Ok(validated);
+        }
         match self
             .store
             .get(&keys::denied_jti(&validated.token.jti))
             .await
         {
-            Ok(None) => Ok(validated),
+            Ok(None) => {
+                self.not_revoked
+                    .insert(&validated.token.jti, validated.token.exp);
+                Ok(validated)
+            }
             Ok(Some(_)) => {
                 self.token_cache.remove(&digest);
                 Err(Rejection::Invalid("the token was revoked"))

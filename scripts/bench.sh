@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The load bench: builds the release binaries, starts redis-server, the echo upstream and the
+# gateway (conf/bench.yaml) on loopback, measures the raw RS256 signing rate of one thread,
+# drives each scenario with the load generator, and prints a Markdown table. The gateway and
+# Redis are pinned to core 0, the load generator and the upstream to core 1.
+#
+#   scripts/bench.sh                    # 64 connections, 5 s per scenario
+#   BENCH_SECONDS=10 BENCH_CONNECTIONS=128 scripts/bench.sh
+#
+# Everything it starts listens on 127.0.0.1 and is stopped when it ends. Results also go to
+# target/bench/results.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${BENCH_SECONDS:-5}"
+connections="${BENCH_CONNECTIONS:-64}"
+scripts/setup.sh --test
+command -v taskset >/dev/null 2>&1 || { apt-get install -y -qq util-linux >/dev/null; }
+cargo build --release -p gateway --bin tollgate --example echo_upstream --example loadgen
+
+for port in 16882 19090 18080 16379; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "bench: 127.0.0.1:$port is in use; stop what listens there first" >&2
+    exit 1
+  fi
+done
+
+out=target/bench
+mkdir -p "$out"
+results="$out/results.jsonl"
+: > "$results"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+taskset -c 0 redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --logfile "" >"$out/redis.log" 2>&1 &
+pids+=($!)
+taskset -c 1 target/release/examples/echo_upstream 127.0.0.1:18080 >"$out/upstream.log" 2>&1 &
+pids+=($!)
+TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgate --config conf/bench.yaml >"$out/gateway.log" 2>&1 &
+gateway=$!
+pids+=($gateway)
+
+for _ in $(seq 1 100); do
+  curl -fs http://127.0.0.1:19090/readyz >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs http://127.0.0.1:19090/readyz >/dev/null || { echo "bench: the gateway did not become ready" >&2; cat "$out/gateway.log" >&2; exit 1; }
+
+loadgen=target/release/examples/loadgen
+# The signing rate on the gateway's core while it idles.
+taskset -c 0 "$loadgen" sign-rate --key conf/keys/demo-rs256-100.pem --seconds 3 >>"$results"
+
+run() { # scenario target [rate]
+  local rate_args=()
+  [ -n "${3:-}" ] && rate_args=(--rate "$3")
+  taskset -c 1 "$loadgen" run --target "$2" --scenario "$1" --connections "$connections" --seconds "$seconds" "${rate_args[@]}" | tee -a "$results" >&2
+}
+for scenario in client_credentials password refresh_token authorization_code protected unprotected; do
+  run "$scenario" 127.0.0.1:16882
+done
+run upstream 127.0.0.1:18080
+
+# Latency below saturation: each measured rps at half load.
+for scenario in client_credentials refresh_token protected unprotected; do
+  max=$(grep "\"scenario\":\"$scenario\"" "$results" | head -1 | sed 's/.*"rps":\([0-9.]*\).*/\1/')
+  run "$scenario" 127.0.0.1:16882 "$(awk -v m="$max" 'BEGIN { printf "%d", m / 2 }')"
+done
+
+peak_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$gateway/status")
+echo "{\"peak_rss_kb\": $peak_kb}" >>"$results"
+
+echo
+echo "Tollgate load bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), ${connections} connections, ${seconds} s per scenario, store: Redis"
+echo
+"$loadgen" report "$results"
