@@ -37,6 +37,8 @@ pub async fn serve(listener: TcpListener, name: String, tls: Option<TlsAcceptor>
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Small responses go out at once (no Nagle delay against the proxy's delayed ACKs).
+        let _ = stream.set_nodelay(true);
         let name = Arc::clone(&name);
         let tls = tls.clone();
         tokio::spawn(async move {

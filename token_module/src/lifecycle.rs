@@ -36,10 +36,7 @@ enum RefreshLookup {
 impl OAuthProvider {
     async fn lookup_refresh(&self, token: &str) -> Result<RefreshLookup, OAuthError> {
         let digest = random::digest_hex(token);
-        let Some(id) = self.store.get(&keys::refresh_token(&digest)).await? else {
-            return Ok(RefreshLookup::Unknown);
-        };
-        let Ok(id) = String::from_utf8(id) else {
+        let Some(id) = random::family_of(token).map(str::to_string) else {
             return Ok(RefreshLookup::Unknown);
         };
         let Some(raw) = self.store.get(&keys::family(&id)).await? else {

@@ -66,6 +66,11 @@ impl std::fmt::Debug for OAuthProvider {
     }
 }
 
+/// A family's name for logs: a digest, since the family id begins every refresh token.
+pub(crate) fn log_id(family_id: &str) -> String {
+    random::digest_hex(family_id)[..12].to_string()
+}
+
 pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -349,7 +354,7 @@ impl OAuthProvider {
         auth_time: Option<u64>,
         latest: &IssuedTokens,
     ) -> Result<String, OAuthError> {
-        let token = random::opaque_token();
+        let token = random::refresh_token(family_id);
         let digest = random::digest_hex(&token);
         let ttl = self.config.refresh_token_ttl;
         let family = RefreshFamily {
@@ -362,9 +367,6 @@ impl OAuthProvider {
             latest: latest.clone(),
             revoked: false,
         };
-        self.store
-            .put(&keys::refresh_token(&digest), family_id.as_bytes(), ttl)
-            .await?;
         let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
         if !self
             .store
@@ -434,7 +436,7 @@ impl OAuthProvider {
         };
         let value = serde_json::to_vec(&tombstone).map_err(|_| OAuthError::ServerError)?;
         self.store.put(&key, &value, ttl).await?;
-        tracing::info!(family = %family_id, "refresh token family revoked");
+        tracing::info!(family = %log_id(family_id), "refresh token family revoked");
         Ok(())
     }
 }

@@ -24,7 +24,25 @@ pub fn opaque_token() -> String {
     hex::encode(random_bytes::<48>())
 }
 
-/// A token id (`jti`), a refresh family id or a CSRF token: 128 random bits, base64url.
+/// A refresh-token family id: 128 random bits as hex (32 characters).
+pub fn family_id() -> String {
+    hex::encode(random_bytes::<16>())
+}
+
+/// A refresh token of `family_id`: the family id followed by 256 random bits, all hex (96
+/// characters, the look of the EQdkp seed's tokens). Carrying its family lets a refresh find
+/// the family in one store read; the random part is what proves possession.
+pub fn refresh_token(family_id: &str) -> String {
+    format!("{family_id}{}", hex::encode(random_bytes::<32>()))
+}
+
+/// The family id a refresh token names, if it is shaped like one.
+pub fn family_of(refresh_token: &str) -> Option<&str> {
+    (refresh_token.len() == 96 && refresh_token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| &refresh_token[..32])
+}
+
+/// A token id (`jti`) or a CSRF token: 128 random bits, base64url.
 pub fn id() -> String {
     B64.encode(random_bytes::<16>())
 }
@@ -56,6 +74,11 @@ mod tests {
         assert_eq!(opaque_token().len(), 96);
         assert_ne!(opaque_token(), opaque_token());
         assert_eq!(id().len(), 22);
+        let family = family_id();
+        let token = refresh_token(&family);
+        assert_eq!(family_of(&token), Some(family.as_str()));
+        assert_eq!(family_of("short"), None);
+        assert_eq!(family_of(&"z".repeat(96)), None);
     }
 
     #[test]

@@ -58,8 +58,10 @@ pub struct RedeemedCode {
     pub issued: IssuedTokens,
 }
 
-/// `rtf:<family id>`: a refresh-token family. Rotation swaps the whole record atomically
-/// (compare-and-swap), so exactly one use of the current token wins.
+/// `rtf:<family id>`: a refresh-token family. A refresh token starts with its family id (see
+/// [`crate::random::refresh_token`]); the record holds the digest of the one token of the
+/// family still valid. Rotation swaps the whole record atomically (compare-and-swap), so
+/// exactly one use of the current token wins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshFamily {
     pub client_id: String,
@@ -100,9 +102,6 @@ pub mod keys {
     }
     pub fn redeemed_code(digest: &str) -> String {
         format!("code_used:{digest}")
-    }
-    pub fn refresh_token(digest: &str) -> String {
-        format!("rt:{digest}")
     }
     pub fn family(id: &str) -> String {
         format!("rtf:{id}")

@@ -8,7 +8,7 @@ use crate::config::{Client, Grant};
 use crate::error::OAuthError;
 use crate::form::Params;
 use crate::oidc::IdTokenInput;
-use crate::provider::{now, AuthPurpose, Issued, OAuthProvider};
+use crate::provider::{log_id, now, AuthPurpose, Issued, OAuthProvider};
 use crate::random::{self, ct_eq};
 use crate::records::{keys, CodeRecord, RedeemedCode, RefreshFamily, Subject};
 use crate::response::Response;
@@ -231,7 +231,7 @@ impl OAuthProvider {
             .issue_access_token(client, &scope, subject.as_ref())
             .await?;
         let refresh_token = if client.allows(Grant::RefreshToken) {
-            let family_id = random::id();
+            let family_id = random::family_id();
             record.family_id = Some(family_id.clone());
             Some(
                 self.start_family(
@@ -300,7 +300,7 @@ impl OAuthProvider {
         // redemption can revoke it.
         let family_id = client
             .allows(crate::config::Grant::RefreshToken)
-            .then(random::id);
+            .then(random::family_id);
         let (access_token, mut issued) = self
             .issue_access_token(client, &record.scope, Some(&record.subject))
             .await?;
@@ -364,12 +364,7 @@ impl OAuthProvider {
         let digest = random::digest_hex(token);
         let invalid =
             || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
-        let family_id = self
-            .store
-            .get(&keys::refresh_token(&digest))
-            .await?
-            .ok_or_else(invalid)?;
-        let family_id = String::from_utf8(family_id).map_err(|_| invalid())?;
+        let family_id = random::family_of(token).ok_or_else(invalid)?.to_string();
         let family_key = keys::family(&family_id);
         let raw = self.store.get(&family_key).await?.ok_or_else(invalid)?;
         let family: RefreshFamily = serde_json::from_slice(&raw).map_err(|_| invalid())?;
@@ -382,7 +377,7 @@ impl OAuthProvider {
             ));
         }
         if !ct_eq(family.current.as_bytes(), digest.as_bytes()) {
-            tracing::warn!(client_id = %client.client_id, family = %family_id, "retired refresh token reused; revoking the family");
+            tracing::warn!(client_id = %client.client_id, family = %log_id(&family_id), "retired refresh token reused; revoking the family");
             self.revoke_family(&family_id).await?;
             return Err(invalid());
         }
@@ -392,7 +387,7 @@ impl OAuthProvider {
             return Err(invalid());
         }
 
-        let new_token = random::opaque_token();
+        let new_token = random::refresh_token(&family_id);
         let new_digest = random::digest_hex(&new_token);
         let (access_token, mut issued) = self
             .issue_access_token(client, &scope, family.subject.as_ref())
@@ -402,13 +397,6 @@ impl OAuthProvider {
         rotated.current = new_digest.clone();
         rotated.latest = issued.clone();
         let new_value = serde_json::to_vec(&rotated).map_err(|_| OAuthError::ServerError)?;
-        self.store
-            .put(
-                &keys::refresh_token(&new_digest),
-                family_id.as_bytes(),
-                remaining,
-            )
-            .await?;
         if !self
             .store
             .compare_and_swap(&family_key, &raw, &new_value, remaining)
@@ -416,7 +404,7 @@ impl OAuthProvider {
         {
             // Another request rotated (or revoked) the family between our read and swap: this
             // token was used twice.
-            tracing::warn!(client_id = %client.client_id, family = %family_id, "refresh token used concurrently; revoking the family");
+            tracing::warn!(client_id = %client.client_id, family = %log_id(&family_id), "refresh token used concurrently; revoking the family");
             self.deny_access_token(&issued).await?;
             self.revoke_family(&family_id).await?;
             return Err(invalid());
