@@ -10,7 +10,7 @@
 #[allow(dead_code)] // the harness uses more of it than the demo
 mod upstream;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
