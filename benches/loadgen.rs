@@ -430,60 +430,85 @@ fn sign_rate(key: &std::path::Path, seconds: f64) -> Result<Value, String> {
     Ok(json!({ "sign_rate": count as f64 / start.elapsed().as_secs_f64() }))
 }
 
-/// The bench's table: one row per scenario run, token rows also as a share of the signing rate.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// The bench's table: one row per scenario and load (the median of its runs), token rows
+/// also as a share of the signing rate, proxy rows as a share of the unprotected route.
 fn report(path: &std::path::Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let lines: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let sign_rate = lines
-        .iter()
-        .find_map(|l| l["sign_rate"].as_f64())
-        .unwrap_or(0.0);
+    let sign_rate = median(
+        lines
+            .iter()
+            .filter_map(|l| l["sign_rate"].as_f64())
+            .collect(),
+    );
     let rss_mb = lines
         .iter()
         .find_map(|l| l["peak_rss_kb"].as_f64())
         .map(|kb| kb / 1024.0);
-    let rps_of = |name: &str| {
-        lines
-            .iter()
-            .find(|l| l["scenario"] == name && l["rate"].is_null())
-            .and_then(|l| l["rps"].as_f64())
-    };
-    println!("| scenario | connections | load | requests/s | p50 ms | p99 ms | errors | vs RS256 signing | vs unprotected |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    // (scenario, rate) in first-seen order, with their runs.
+    let mut rows: Vec<((String, Option<f64>), Vec<&Value>)> = Vec::new();
     for l in lines.iter().filter(|l| l["scenario"].is_string()) {
-        let name = l["scenario"].as_str().unwrap_or("");
-        let rps = l["rps"].as_f64().unwrap_or(0.0);
-        let load = l["rate"]
-            .as_f64()
-            .map_or("max".to_string(), |r| format!("{r:.0}/s"));
+        let key = (
+            l["scenario"].as_str().unwrap_or("").to_string(),
+            l["rate"].as_f64(),
+        );
+        match rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, runs)) => runs.push(l),
+            None => rows.push((key, vec![l])),
+        }
+    }
+    let stat = |runs: &[&Value], field: &str| {
+        median(runs.iter().filter_map(|r| r[field].as_f64()).collect())
+    };
+    let max_rps = |name: &str| {
+        rows.iter()
+            .find(|((n, r), _)| n == name && r.is_none())
+            .map(|(_, runs)| stat(runs, "rps"))
+    };
+    println!("| scenario | load | runs | requests/s | p50 ms | p99 ms | errors | vs RS256 signing | vs unprotected |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for ((name, rate), runs) in &rows {
+        let rps = stat(runs, "rps");
+        let load = rate.map_or("max".to_string(), |r| format!("{r:.0}/s"));
         let token_row = matches!(
-            name,
+            name.as_str(),
             "client_credentials" | "password" | "refresh_token" | "authorization_code"
         );
-        let vs_sign = if token_row && sign_rate > 0.0 && l["rate"].is_null() {
+        let vs_sign = if token_row && sign_rate > 0.0 && rate.is_none() {
             format!("{:.0} %", 100.0 * rps / sign_rate)
         } else {
             String::new()
         };
-        let vs_open = match (name, rps_of("unprotected")) {
-            ("protected" | "upstream", Some(open)) if l["rate"].is_null() => {
+        let vs_open = match (name.as_str(), max_rps("unprotected"), rate) {
+            ("protected" | "upstream", Some(open), None) if open > 0.0 => {
                 format!("{:.0} %", 100.0 * rps / open)
             }
             _ => String::new(),
         };
+        let errors: u64 = runs.iter().filter_map(|r| r["errors"].as_u64()).sum();
         println!(
-            "| {name} | {} | {load} | {rps:.0} | {:.2} | {:.2} | {} | {vs_sign} | {vs_open} |",
-            l["connections"],
-            l["p50_ms"].as_f64().unwrap_or(0.0),
-            l["p99_ms"].as_f64().unwrap_or(0.0),
-            l["errors"]
+            "| {name} | {load} | {} | {rps:.0} | {:.2} | {:.2} | {errors} | {vs_sign} | {vs_open} |",
+            runs.len(),
+            stat(runs, "p50_ms"),
+            stat(runs, "p99_ms"),
         );
     }
     println!();
-    println!("RS256 signing, one thread, key parsed once: {sign_rate:.0}/s");
+    println!(
+        "RS256 signing, one thread, key parsed once (median of {} runs): {sign_rate:.0}/s",
+        lines.iter().filter(|l| l["sign_rate"].is_number()).count()
+    );
     if let Some(mb) = rss_mb {
         println!("Gateway peak resident memory: {mb:.1} MB");
     }

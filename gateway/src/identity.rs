@@ -14,6 +14,15 @@ pub struct IdentityHeaders {
     pub scopes: HeaderName,
 }
 
+/// `name` is `identity`, or `identity` with some `-` written `_` (both are lower case).
+fn same_but_underscores(name: &str, identity: &str) -> bool {
+    name.len() == identity.len()
+        && name
+            .bytes()
+            .zip(identity.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+}
+
 impl IdentityHeaders {
     fn names(&self) -> [&HeaderName; 4] {
         [
@@ -41,8 +50,11 @@ impl IdentityHeaders {
             }
         }
         for name in req.headers.keys() {
-            let normalized = name.as_str().replace('_', "-");
-            if self.names().iter().any(|n| n.as_str() == normalized) {
+            if self
+                .names()
+                .iter()
+                .any(|n| same_but_underscores(name.as_str(), n.as_str()))
+            {
                 doomed.push(name.clone());
             }
         }

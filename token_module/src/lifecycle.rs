@@ -7,7 +7,7 @@ use crate::random;
 use crate::records::{keys, IssuedTokens, OpaqueAccessToken, RefreshFamily};
 use crate::response::Response;
 use crate::token::TokenRequest;
-use crate::validate::{Rejection, VerifiedToken};
+use crate::validate::Rejection;
 
 fn form_params(req: &TokenRequest<'_>) -> Result<Params, OAuthError> {
     let is_form = req
@@ -86,15 +86,21 @@ impl OAuthProvider {
                 return Ok(ok);
             }
         }
-        let digest = random::digest_hex(token);
         if token.split('.').count() == 3 {
-            if let Ok((verified, _)) = self.verify_jwt(token, &digest) {
+            if let Ok((verified, _)) = self.verify_jwt(token) {
                 if verified.client_id == client.client_id {
-                    self.revoke_verified(&verified, &digest, None).await?;
+                    let issued = IssuedTokens {
+                        access_jti: verified.jti.clone(),
+                        access_exp: verified.exp,
+                        access_key: None,
+                        family_id: None,
+                    };
+                    self.deny_access_token(&issued).await?;
+                    self.token_cache.remove(&random::digest(token));
                 }
             }
         } else {
-            let key = keys::opaque_access(&digest);
+            let key = keys::opaque_access(&random::digest_hex(token));
             if let Some(record) = self
                 .store
                 .get(&key)
@@ -113,23 +119,6 @@ impl OAuthProvider {
             }
         }
         Ok(ok)
-    }
-
-    async fn revoke_verified(
-        &self,
-        verified: &VerifiedToken,
-        digest: &str,
-        key: Option<String>,
-    ) -> Result<(), OAuthError> {
-        let issued = IssuedTokens {
-            access_jti: verified.jti.clone(),
-            access_exp: verified.exp,
-            access_key: key,
-            family_id: None,
-        };
-        self.deny_access_token(&issued).await?;
-        self.token_cache.remove(digest);
-        Ok(())
     }
 
     /// RFC 7662: what an authenticated client may know about a token. Anything not active is

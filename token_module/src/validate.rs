@@ -125,7 +125,7 @@ impl NotRevokedCache {
 
 /// Verified JWTs by digest.
 pub(crate) struct TokenCache {
-    entries: Mutex<HashMap<String, Arc<VerifiedToken>>>,
+    entries: Mutex<HashMap<[u8; 32], Arc<VerifiedToken>>>,
     max_entries: usize,
 }
 
@@ -137,12 +137,12 @@ impl TokenCache {
         }
     }
 
-    fn get(&self, digest: &str, now: u64) -> Option<Arc<VerifiedToken>> {
+    fn get(&self, digest: &[u8; 32], now: u64) -> Option<Arc<VerifiedToken>> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(digest).filter(|t| t.exp > now).cloned()
     }
 
-    fn insert(&self, digest: String, token: Arc<VerifiedToken>, now: u64) {
+    fn insert(&self, digest: [u8; 32], token: Arc<VerifiedToken>, now: u64) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.max_entries {
             map.retain(|_, t| t.exp > now);
@@ -153,7 +153,7 @@ impl TokenCache {
         map.insert(digest, token);
     }
 
-    pub(crate) fn remove(&self, digest: &str) {
+    pub(crate) fn remove(&self, digest: &[u8; 32]) {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -180,11 +180,10 @@ impl OAuthProvider {
         fail_open: bool,
         fresh: bool,
     ) -> Result<Validated, Rejection> {
-        let digest = random::digest_hex(token);
         let (verified, cached) = if token.split('.').count() == 3 {
-            self.verify_jwt(token, &digest)?
+            self.verify_jwt(token)?
         } else {
-            (self.lookup_opaque(&digest).await?, false)
+            (self.lookup_opaque(&random::digest_hex(token)).await?, false)
         };
         let validated = Validated {
             token: verified,
@@ -204,7 +203,7 @@ impl OAuthProvider {
                 Ok(validated)
             }
             Ok(Some(_)) => {
-                self.token_cache.remove(&digest);
+                self.token_cache.remove(&random::digest(token));
                 Err(Rejection::Invalid("the token was revoked"))
             }
             Err(e) if fail_open && validated.token.format == TokenFormat::Jwt => {
@@ -219,21 +218,17 @@ impl OAuthProvider {
     }
 
     /// Signature, algorithm, `kid`, time and claims of a JWT access token.
-    pub(crate) fn verify_jwt(
-        &self,
-        token: &str,
-        digest: &str,
-    ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
+    pub(crate) fn verify_jwt(&self, token: &str) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
+        let digest = random::digest(token);
         let now = now();
         let leeway = self.config.leeway.as_secs();
-        if let Some(hit) = self.token_cache.get(digest, now.saturating_sub(leeway)) {
+        if let Some(hit) = self.token_cache.get(&digest, now.saturating_sub(leeway)) {
             if hit.nbf.is_none_or(|nbf| nbf <= now + leeway) {
                 return Ok((hit, true));
             }
         }
         let verified = Arc::new(self.verify_jwt_uncached(token)?);
-        self.token_cache
-            .insert(digest.to_string(), Arc::clone(&verified), now);
+        self.token_cache.insert(digest, Arc::clone(&verified), now);
         Ok((verified, false))
     }
 
