@@ -430,6 +430,9 @@ fn sign_rate(key: &std::path::Path, seconds: f64) -> Result<Value, String> {
     Ok(json!({ "sign_rate": count as f64 / start.elapsed().as_secs_f64() }))
 }
 
+/// A table row: scenario and open-loop rate (`None`: closed loop).
+type RowKey = (String, Option<f64>);
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values
@@ -457,7 +460,7 @@ fn report(path: &std::path::Path) -> Result<(), String> {
         .find_map(|l| l["peak_rss_kb"].as_f64())
         .map(|kb| kb / 1024.0);
     // (scenario, rate) in first-seen order, with their runs.
-    let mut rows: Vec<((String, Option<f64>), Vec<&Value>)> = Vec::new();
+    let mut rows: Vec<(RowKey, Vec<&Value>)> = Vec::new();
     for l in lines.iter().filter(|l| l["scenario"].is_string()) {
         let key = (
             l["scenario"].as_str().unwrap_or("").to_string(),
