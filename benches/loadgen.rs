@@ -430,6 +430,35 @@ fn sign_rate(key: &std::path::Path, seconds: f64) -> Result<Value, String> {
     Ok(json!({ "sign_rate": count as f64 / start.elapsed().as_secs_f64() }))
 }
 
+/// The median over rounds of `name`'s closed-loop rate divided by, in the same round,
+/// `other`'s rate (or, without `other`, the signing rate of that round).
+fn paired_ratio(
+    rows: &[(RowKey, Vec<&Value>)],
+    name: &str,
+    other: Option<&str>,
+    sign_rates: &[f64],
+) -> Option<f64> {
+    let rates = |n: &str| -> Vec<f64> {
+        rows.iter()
+            .find(|((s, r), _)| s == n && r.is_none())
+            .map(|(_, runs)| runs.iter().filter_map(|r| r["rps"].as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let mine = rates(name);
+    let theirs = match other {
+        Some(o) => rates(o),
+        // The first signing measurement precedes the single runs; rounds take the last ones.
+        None => sign_rates[sign_rates.len().saturating_sub(mine.len())..].to_vec(),
+    };
+    let ratios: Vec<f64> = mine
+        .iter()
+        .zip(theirs.iter())
+        .filter(|(_, t)| **t > 0.0)
+        .map(|(m, t)| m / t)
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
 /// A table row: scenario and open-loop rate (`None`: closed loop).
 type RowKey = (String, Option<f64>);
 
@@ -488,15 +517,13 @@ fn report(path: &std::path::Path) -> Result<(), String> {
             name.as_str(),
             "client_credentials" | "password" | "refresh_token" | "authorization_code"
         );
-        let vs_sign = if token_row && sign_rate > 0.0 && rate.is_none() {
-            format!("{:.0} %", 100.0 * rps / sign_rate)
-        } else {
-            String::new()
+        let vs_sign = match paired_ratio(&rows, name, None, &sign_rates) {
+            Some(r) if token_row && rate.is_none() => format!("{:.0} %", 100.0 * r),
+            _ => String::new(),
         };
-        let vs_open = match (name.as_str(), max_rps("unprotected"), rate) {
-            ("protected" | "upstream", Some(open), None) if open > 0.0 => {
-                format!("{:.0} %", 100.0 * rps / open)
-            }
+        let vs_open = match (name.as_str(), rate) {
+            ("protected" | "upstream", None) => paired_ratio(&rows, name, Some("unprotected"), &[])
+                .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
             _ => String::new(),
         };
         let errors: u64 = runs.iter().filter_map(|r| r["errors"].as_u64()).sum();

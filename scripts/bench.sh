@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The load bench: builds the release binaries, starts redis-server, the echo upstream and the
 # gateway (conf/bench.yaml) on loopback, measures the raw RS256 signing rate of one thread,
-# drives each scenario with the load generator, and prints a Markdown table. The gateway and
-# Redis are pinned to core 0, the load generator and the upstream to core 1. It takes about
-# 2 minutes with the defaults.
+# drives each scenario with the load generator, and prints a Markdown table. The gateway is
+# pinned to core 0; the load generator, the upstream and Redis (a separate server in any real
+# deployment) to core 1. It takes about 4 minutes with the defaults.
 #
-#   scripts/bench.sh                    # 64 connections, 5 s per scenario
+#   scripts/bench.sh                    # 64 connections, 4 s per run, 5 rounds
 #   BENCH_SECONDS=10 BENCH_CONNECTIONS=128 scripts/bench.sh
 #
 # Everything it starts listens on 127.0.0.1 and is stopped when it ends. Results also go to
 # target/bench/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${BENCH_SECONDS:-5}"
+seconds="${BENCH_SECONDS:-4}"
+rounds="${BENCH_ROUNDS:-5}"
 connections="${BENCH_CONNECTIONS:-64}"
 scripts/setup.sh --test
 command -v taskset >/dev/null 2>&1 || { apt-get install -y -qq util-linux >/dev/null; }
@@ -33,7 +34,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-taskset -c 0 redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --logfile "" >"$out/redis.log" 2>&1 &
+taskset -c 1 redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --logfile "" >"$out/redis.log" 2>&1 &
 pids+=($!)
 taskset -c 1 target/release/examples/echo_upstream 127.0.0.1:18080 >"$out/upstream.log" 2>&1 &
 pids+=($!)
@@ -55,12 +56,13 @@ run() { # scenario target [rate]
   [ -n "${3:-}" ] && rate_args=(--rate "$3")
   taskset -c 1 "$loadgen" run --target "$2" --scenario "$1" --connections "$connections" --seconds "$seconds" "${rate_args[@]}" | tee -a "$results" >&2
 }
-# Closed loop (saturation). The rows compared with each other run interleaved, three rounds
-# each, and the report takes each scenario's median: this machine is shared and noisy.
+# Closed loop (saturation). The runs compared with each other are interleaved, round after
+# round, and the report takes medians (of the rates, and of the ratios within a round): this
+# machine is shared and noisy.
 for scenario in password authorization_code; do
   run "$scenario" 127.0.0.1:16882
 done
-for round in 1 2 3; do
+for round in $(seq 1 "$rounds"); do
   taskset -c 0 "$loadgen" sign-rate --key conf/keys/demo-rs256-100.pem --seconds 2 >>"$results"
   run client_credentials 127.0.0.1:16882
   run refresh_token 127.0.0.1:16882
