@@ -430,31 +430,20 @@ fn sign_rate(key: &std::path::Path, seconds: f64) -> Result<Value, String> {
     Ok(json!({ "sign_rate": count as f64 / start.elapsed().as_secs_f64() }))
 }
 
-/// The median over rounds of `name`'s closed-loop rate divided by, in the same round,
-/// `other`'s rate (or, without `other`, the signing rate of that round).
-fn paired_ratio(
-    rows: &[(RowKey, Vec<&Value>)],
-    name: &str,
-    other: Option<&str>,
-    sign_rates: &[f64],
-) -> Option<f64> {
+/// The median over rounds of `name`'s closed-loop rate divided by `other`'s in the same round
+/// (the runs are interleaved, so a round's pair saw the same machine).
+fn paired_ratio(rows: &[(RowKey, Vec<&Value>)], name: &str, other: &str) -> Option<f64> {
     let rates = |n: &str| -> Vec<f64> {
         rows.iter()
             .find(|((s, r), _)| s == n && r.is_none())
             .map(|(_, runs)| runs.iter().filter_map(|r| r["rps"].as_f64()).collect())
             .unwrap_or_default()
     };
-    let mine = rates(name);
-    let theirs = match other {
-        Some(o) => rates(o),
-        // The first signing measurement precedes the single runs; rounds take the last ones.
-        None => sign_rates[sign_rates.len().saturating_sub(mine.len())..].to_vec(),
-    };
-    let ratios: Vec<f64> = mine
+    let ratios: Vec<f64> = rates(name)
         .iter()
-        .zip(theirs.iter())
-        .filter(|(_, t)| **t > 0.0)
-        .map(|(m, t)| m / t)
+        .zip(rates(other).iter())
+        .filter(|(_, o)| **o > 0.0)
+        .map(|(m, o)| m / o)
         .collect();
     (!ratios.is_empty()).then(|| median(ratios))
 }
@@ -503,11 +492,6 @@ fn report(path: &std::path::Path) -> Result<(), String> {
     let stat = |runs: &[&Value], field: &str| {
         median(runs.iter().filter_map(|r| r[field].as_f64()).collect())
     };
-    let max_rps = |name: &str| {
-        rows.iter()
-            .find(|((n, r), _)| n == name && r.is_none())
-            .map(|(_, runs)| stat(runs, "rps"))
-    };
     println!("| scenario | load | runs | requests/s | p50 ms | p99 ms | errors | vs RS256 signing | vs unprotected |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((name, rate), runs) in &rows {
@@ -517,12 +501,13 @@ fn report(path: &std::path::Path) -> Result<(), String> {
             name.as_str(),
             "client_credentials" | "password" | "refresh_token" | "authorization_code"
         );
-        let vs_sign = match paired_ratio(&rows, name, None, &sign_rates) {
-            Some(r) if token_row && rate.is_none() => format!("{:.0} %", 100.0 * r),
-            _ => String::new(),
+        let vs_sign = if token_row && sign_rate > 0.0 && rate.is_none() {
+            format!("{:.0} %", 100.0 * rps / sign_rate)
+        } else {
+            String::new()
         };
         let vs_open = match (name.as_str(), rate) {
-            ("protected" | "upstream", None) => paired_ratio(&rows, name, Some("unprotected"), &[])
+            ("protected" | "upstream", None) => paired_ratio(&rows, name, "unprotected")
                 .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
             _ => String::new(),
         };

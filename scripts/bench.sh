@@ -59,6 +59,7 @@ run() { # scenario target [rate]
 # Closed loop (saturation). The runs compared with each other are interleaved, round after
 # round, and the report takes medians (of the rates, and of the ratios within a round): this
 # machine is shared and noisy.
+taskset -c 0 "$loadgen" sign-rate --key conf/keys/demo-rs256-100.pem --seconds 2 >>"$results"
 for scenario in password authorization_code; do
   run "$scenario" 127.0.0.1:16882
 done
