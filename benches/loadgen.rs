@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 
 const LIGHT_BASIC: &str = "Basic f7d42348-c647-4efb-a52d-4c5787421e72:f6h1FTI8Q3-7UScPZDzfXA";
 const LIGHT_ID: &str = "f7d42348-c647-4efb-a52d-4c5787421e72";
+/// About the length of a light-oauth2 client_credentials access token.
+const UNCHECKED_TOKEN_LEN: usize = 600;
 
 #[derive(Parser)]
 #[command(about = "Tollgate's load generator")]
@@ -212,9 +214,11 @@ impl Scenario {
                     authorization: Some(format!("Bearer {}", json_field(&reply, "access_token")?)),
                 }
             }
+            // The same Authorization header as the protected scenario (a token's size), unchecked:
+            // the comparison then isolates the cost of checking it.
             "unprotected" | "upstream" => Scenario::Get {
                 path: "/v1/open/x",
-                authorization: None,
+                authorization: Some(format!("Bearer {}", "x".repeat(UNCHECKED_TOKEN_LEN))),
             },
             other => return Err(format!("unknown scenario `{other}`")),
         })
