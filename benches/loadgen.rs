@@ -146,6 +146,19 @@ impl Conn {
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
+impl Conn {
+    /// A token request of the light-oauth2 client (raw Basic credentials, as its seed sends).
+    async fn token(&mut self, body: &str) -> Result<Reply, String> {
+        self.send(
+            Method::POST,
+            "/oauth2/token",
+            &[("authorization", LIGHT_BASIC), FORM],
+            body,
+        )
+        .await
+    }
+}
+
 fn expect(reply: &Reply, status: u16) -> Result<(), String> {
     if reply.status == status {
         Ok(())
@@ -200,14 +213,7 @@ impl Scenario {
                 ),
             },
             "protected" => {
-                let reply = conn
-                    .send(
-                        Method::POST,
-                        "/oauth2/token",
-                        &[("authorization", LIGHT_BASIC), FORM],
-                        "grant_type=client_credentials",
-                    )
-                    .await?;
+                let reply = conn.token("grant_type=client_credentials").await?;
                 expect(&reply, 200)?;
                 Scenario::Get {
                     path: "/v1/pets",
@@ -228,27 +234,13 @@ impl Scenario {
     async fn step(&mut self, conn: &mut Conn) -> Result<(), String> {
         match self {
             Scenario::ClientCredentials => {
-                let reply = conn
-                    .send(
-                        Method::POST,
-                        "/oauth2/token",
-                        &[("authorization", LIGHT_BASIC), FORM],
-                        "grant_type=client_credentials",
-                    )
-                    .await?;
+                let reply = conn.token("grant_type=client_credentials").await?;
                 expect(&reply, 200)
             }
             Scenario::Password => expect(&password_grant(conn).await?, 200),
             Scenario::RefreshToken { refresh_token } => {
                 let body = format!("grant_type=refresh_token&refresh_token={refresh_token}");
-                let reply = conn
-                    .send(
-                        Method::POST,
-                        "/oauth2/token",
-                        &[("authorization", LIGHT_BASIC), FORM],
-                        &body,
-                    )
-                    .await?;
+                let reply = conn.token(&body).await?;
                 expect(&reply, 200)?;
                 *refresh_token = json_field(&reply, "refresh_token")?;
                 Ok(())
@@ -273,14 +265,7 @@ impl Scenario {
                     .ok_or("no code in the redirect")?
                     .to_string();
                 let body = format!("grant_type=authorization_code&code={code}");
-                let reply = conn
-                    .send(
-                        Method::POST,
-                        "/oauth2/token",
-                        &[("authorization", LIGHT_BASIC), FORM],
-                        &body,
-                    )
-                    .await?;
+                let reply = conn.token(&body).await?;
                 expect(&reply, 200)
             }
             Scenario::Get {
@@ -298,13 +283,8 @@ impl Scenario {
 }
 
 async fn password_grant(conn: &mut Conn) -> Result<Reply, String> {
-    conn.send(
-        Method::POST,
-        "/oauth2/token",
-        &[("authorization", LIGHT_BASIC), FORM],
-        "grant_type=password&username=admin&password=123456",
-    )
-    .await
+    conn.token("grant_type=password&username=admin&password=123456")
+        .await
 }
 
 /// What one connection measured.

@@ -112,17 +112,8 @@ impl OAuthEndpoints {
             Endpoint::Authorize | Endpoint::Userinfo => "GET, HEAD, POST",
         };
         if !allow.split(", ").any(|m| m == method.as_str()) {
-            let error = OAuthError::MethodNotAllowed { allow };
             return self
-                .finish(
-                    session,
-                    endpoint,
-                    Outcome {
-                        grant: None,
-                        error: Some(error.code()),
-                    },
-                    error.into_response(),
-                )
+                .refuse(session, endpoint, OAuthError::MethodNotAllowed { allow })
                 .await;
         }
         match endpoint {
@@ -136,17 +127,8 @@ impl OAuthEndpoints {
         let Some(body) = read_body(session, limit).await? else {
             // The rest of the body stays unread: this connection cannot carry another request.
             session.set_keepalive(None);
-            let error = OAuthError::PayloadTooLarge { limit };
             return self
-                .finish(
-                    session,
-                    endpoint,
-                    Outcome {
-                        grant: None,
-                        error: Some(error.code()),
-                    },
-                    error.into_response(),
-                )
+                .refuse(session, endpoint, OAuthError::PayloadTooLarge { limit })
                 .await;
         };
         let query = session.req_header().uri.query().map(str::to_string);
@@ -196,6 +178,21 @@ impl OAuthEndpoints {
             }
         };
         respond::write(session, &response).await
+    }
+
+    /// Answers with `error` before the request reached token_module.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        endpoint: Endpoint,
+        error: OAuthError,
+    ) -> Result<()> {
+        let outcome = Outcome {
+            grant: None,
+            error: Some(error.code()),
+        };
+        self.finish(session, endpoint, outcome, error.into_response())
+            .await
     }
 
     /// Writes `response`, counting token-endpoint outcomes by grant and error code.
