@@ -151,11 +151,15 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
     server.bootstrap();
 
     let oauth = match config.oauth {
-        Some(oauth_config) => Some(crate::oauth::OAuthEndpoints {
-            provider: token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))
-                .map_err(|e| format!("oauth: {e}"))?,
-            metrics: Arc::clone(&metrics),
-        }),
+        Some(oauth_config) => {
+            let provider = token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))
+                .map_err(|e| format!("oauth: {e}"))?;
+            metrics.mirror(&metrics.hash_verifications, provider.hash_verifications());
+            Some(crate::oauth::OAuthEndpoints {
+                provider,
+                metrics: Arc::clone(&metrics),
+            })
+        }
         None => None,
     };
     let gateway = Gateway {

@@ -1,7 +1,10 @@
 //! Prometheus metrics the admin listener serves at `/metrics`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports, registered in one private registry.
@@ -17,6 +20,10 @@ pub struct Metrics {
     pub tokens_issued: IntCounterVec,
     /// Token requests that failed, by grant and OAuth error code.
     pub token_failures: IntCounterVec,
+    /// Argon2 verifications of client secrets and passwords (mirrored from the provider).
+    pub hash_verifications: IntCounter,
+    /// Counters kept elsewhere as atomics, copied into their Prometheus counter when rendered.
+    mirrors: Mutex<Vec<(IntCounter, Arc<AtomicU64>)>>,
     /// Bearer-token checks on protected routes, by result (`valid`, `valid_cached`,
     /// `missing`, `invalid_request`, `invalid_token`, `insufficient_scope`, `unavailable`).
     pub bearer_checks: IntCounterVec,
@@ -58,6 +65,11 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(Box::new(bearer_checks.clone()))?;
+        let hash_verifications = IntCounter::new(
+            "tollgate_secret_hash_verifications_total",
+            "Argon2 verifications of client secrets and passwords (unknown identities included).",
+        )?;
+        registry.register(Box::new(hash_verifications.clone()))?;
         let tokens_issued = IntCounterVec::new(
             Opts::new(
                 "tollgate_oauth_tokens_issued_total",
@@ -85,11 +97,30 @@ impl Metrics {
             tokens_issued,
             token_failures,
             bearer_checks,
+            hash_verifications,
+            mirrors: Mutex::default(),
         })
+    }
+
+    /// Makes `counter` follow `source` (read when metrics are rendered).
+    pub fn mirror(&self, counter: &IntCounter, source: Arc<AtomicU64>) {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        mirrors.push((counter.clone(), source));
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
+        for (counter, source) in self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let (now, shown) = (source.load(Ordering::Relaxed), counter.get());
+            if now > shown {
+                counter.inc_by(now - shown);
+            }
+        }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics; an error leaves a partial
         // page, which Prometheus reports as a scrape error rather than crashing anything.

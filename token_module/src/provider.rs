@@ -99,6 +99,11 @@ impl OAuthProvider {
         &self.config
     }
 
+    /// The count of argon2 verifications run (known and unknown identities alike).
+    pub fn hash_verifications(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.verifier.verifications)
+    }
+
     /// Fails with 429 when any of `who` (kind, identity) has too many recent failures.
     pub(crate) async fn check_failures(&self, who: &[(&str, &str)]) -> Result<(), OAuthError> {
         for (kind, id) in who {

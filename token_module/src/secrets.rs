@@ -73,6 +73,8 @@ pub struct SecretVerifier {
     /// tens of milliseconds, so unbounded they let a burst of logins (or of guesses) exhaust
     /// memory; bounded, the burst queues.
     hashing: tokio::sync::Semaphore,
+    /// Argon2 verifications run so far (real and dummy), for metrics.
+    pub verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SecretVerifier {
@@ -95,6 +97,7 @@ impl SecretVerifier {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            verifications: Arc::default(),
         })
     }
 
@@ -107,6 +110,18 @@ impl SecretVerifier {
         let mut tag = [0u8; 32];
         tag.copy_from_slice(ctx.sign().as_ref());
         tag
+    }
+
+    /// One argon2 verification, off the event loop, counted.
+    async fn argon2(&self, hash: &PasswordHash, secret: &[u8]) -> bool {
+        let (hash, secret) = (hash.clone(), secret.to_vec());
+        let verifications = Arc::clone(&self.verifications);
+        tokio::task::spawn_blocking(move || {
+            verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            hash.verify_blocking(&secret)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Whether `secret` was verified against `hash` for `identity` recently (no argon2 work).
@@ -127,9 +142,7 @@ impl SecretVerifier {
             return false;
         };
         let Some(hash) = hash else {
-            let dummy = self.dummy.clone();
-            let secret = secret.to_vec();
-            let _ = tokio::task::spawn_blocking(move || dummy.verify_blocking(&secret)).await;
+            self.argon2(&self.dummy, secret).await;
             return false;
         };
         // While this request queued, another with the same secret may have verified it.
@@ -137,10 +150,7 @@ impl SecretVerifier {
             return true;
         }
         let tag = self.tag(identity, hash, secret);
-        let (hash_owned, secret_owned) = (hash.clone(), secret.to_vec());
-        let ok = tokio::task::spawn_blocking(move || hash_owned.verify_blocking(&secret_owned))
-            .await
-            .unwrap_or(false);
+        let ok = self.argon2(hash, secret).await;
         let now = Instant::now();
         if ok {
             let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
