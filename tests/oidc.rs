@@ -453,18 +453,7 @@ async fn hs256_id_tokens_for_a_client_that_asks_for_them() {
         .claims;
     assert_eq!(claims["sub"], "Hillary");
     // Without a presented secret (the secretless password grant) the active key signs.
-    let reply = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-            ("scope", "openid"),
-        ],
-    )
-    .await;
+    let reply = hillary_token(&env, Some("openid")).await;
     assert_eq!(
         jsonwebtoken::decode_header(reply.str("id_token"))
             .expect("header")
@@ -693,17 +682,7 @@ async fn revocation_and_introspection_rules() {
     assert_eq!(reply.status, 400);
 
     // An opaque access token is deleted.
-    let opaque = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-        ],
-    )
-    .await;
+    let opaque = hillary_token(&env, None).await;
     let opaque_token = opaque.str("access_token").to_string();
     let info = introspect(&env, &opaque_token).await;
     assert_eq!(
@@ -764,18 +743,7 @@ async fn userinfo_answers_by_rfc_6750() {
         .unwrap_or("")
         .contains("error=\"invalid_token\""));
 
-    let no_openid = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-            ("scope", "email"),
-        ],
-    )
-    .await;
+    let no_openid = hillary_token(&env, Some("email")).await;
     let resp = http
         .get(&url)
         .bearer_auth(no_openid.str("access_token"))
@@ -788,18 +756,7 @@ async fn userinfo_answers_by_rfc_6750() {
         .unwrap_or("")
         .contains("error=\"insufficient_scope\""));
 
-    let with_openid = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-            ("scope", "openid profile"),
-        ],
-    )
-    .await;
+    let with_openid = hillary_token(&env, Some("openid profile")).await;
     for post in [false, true] {
         let req = if post {
             http.post(&url)
@@ -818,18 +775,7 @@ async fn userinfo_answers_by_rfc_6750() {
         assert!(body.get("email").is_none(), "email scope not granted");
     }
     // An id_token is not an access token.
-    let id = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-            ("scope", "openid"),
-        ],
-    )
-    .await;
+    let id = hillary_token(&env, Some("openid")).await;
     let resp = http
         .get(&url)
         .bearer_auth(id.str("id_token"))

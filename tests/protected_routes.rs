@@ -197,18 +197,7 @@ async fn every_kind_of_bad_jwt_is_refused() {
             parts[2]
         )
     };
-    let id_token = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-            ("scope", "openid"),
-        ],
-    )
-    .await;
+    let id_token = hillary_token(&env, Some("openid")).await;
     let cases: Vec<(&str, String)> = vec![
         ("expired", sign(&with("exp", json!(t - 120)), "100")),
         ("not yet valid", sign(&with("nbf", json!(t + 300)), "100")),
@@ -352,17 +341,7 @@ async fn revoked_and_opaque_tokens() {
     assert_eq!(revoke.status(), 200);
     assert_invalid_token(&bearer(&env, "GET", "/v1/pets", jwt).await, "revoked JWT");
 
-    let opaque = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-        ],
-    )
-    .await;
+    let opaque = hillary_token(&env, None).await;
     let o = opaque.str("access_token");
     let r = bearer(&env, "GET", "/profile/me", o).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -511,17 +490,7 @@ async fn store_outage_fails_closed_by_default_and_open_when_configured() {
         .await
         .str("access_token")
         .to_string();
-        let opaque = token(
-            &env,
-            None,
-            &[
-                ("client_id", EQDKP_ID),
-                ("grant_type", "password"),
-                ("username", "Hillary"),
-                ("password", "12345678"),
-            ],
-        )
-        .await;
+        let opaque = hillary_token(&env, None).await;
         let opaque = opaque.str("access_token").to_string();
         env.redis.as_mut().expect("redis").kill();
         let r = bearer(&env, "GET", "/v1/pets", &jwt).await;

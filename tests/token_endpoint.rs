@@ -121,17 +121,7 @@ on_both_stores!(seed_light_oauth2_authorization_code);
 async fn seed_eqdkp_requests(backend: Backend) {
     let env = OAuthEnv::start(backend, &[]);
     // Password grant, no client secret, default scope.
-    let reply = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-        ],
-    )
-    .await;
+    let reply = hillary_token(&env, None).await;
     assert_eq!(reply.status, 200, "{}", reply.json);
     assert_eq!(reply.json["token_type"], "Bearer");
     assert_eq!(reply.json["expires_in"], 3600);
@@ -947,17 +937,7 @@ async fn metrics_count_tokens_and_failures_and_logs_hold_no_secrets() {
         &[("grant_type", "client_credentials")],
     )
     .await;
-    let pw = token(
-        &env,
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-        ],
-    )
-    .await;
+    let pw = hillary_token(&env, None).await;
     let code = light_code(&env, &[]).await;
     token(
         &env,

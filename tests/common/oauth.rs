@@ -114,6 +114,20 @@ pub async fn token(
     }
 }
 
+/// The EQdkp seed's password grant for Hillary (no client secret), with `scope` if given.
+pub async fn hillary_token(env: &OAuthEnv, scope: Option<&str>) -> TokenReply {
+    let mut form = vec![
+        ("client_id", EQDKP_ID),
+        ("grant_type", "password"),
+        ("username", "Hillary"),
+        ("password", "12345678"),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    token(env, None, &form).await
+}
+
 /// The raw `Basic id:secret` header the light-oauth2 seed sends.
 pub fn light_basic() -> String {
     format!("Basic {LIGHT_ID}:{LIGHT_SECRET}")
