@@ -326,12 +326,7 @@ async fn discovery_and_jwks_documents() {
         assert!(key.get("d").is_none(), "no private member");
     }
     // A token verifies with the key as published.
-    let reply = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let reply = light_client_credentials(&env, None).await;
     let jwks: Value = http
         .get(env.gw.url("/oauth2/jwks"))
         .send()
@@ -489,14 +484,10 @@ fn gateway_with_keys(keys: &[(&str, &str, bool)]) -> OAuthEnv {
 #[tokio::test(flavor = "multi_thread")]
 async fn key_rotation_keeps_demoted_keys_verifying_until_removed() {
     let env = gateway_with_keys(&[("100", "demo-rs256-100.pem", true)]);
-    let old = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await
-    .str("access_token")
-    .to_string();
+    let old = light_client_credentials(&env, None)
+        .await
+        .str("access_token")
+        .to_string();
     drop(env);
 
     // 101 signs now; 100 only verifies.
@@ -504,14 +495,10 @@ async fn key_rotation_keeps_demoted_keys_verifying_until_removed() {
         ("100", "demo-rs256-100.pem", false),
         ("101", "demo-rs256-101.pem", true),
     ]);
-    let new = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await
-    .str("access_token")
-    .to_string();
+    let new = light_client_credentials(&env, None)
+        .await
+        .str("access_token")
+        .to_string();
     assert_eq!(
         jsonwebtoken::decode_header(&new)
             .expect("header")

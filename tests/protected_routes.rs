@@ -107,12 +107,7 @@ fn assert_invalid_token(r: &Reply, what: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn valid_tokens_pass_with_identity_headers() {
     let env = env_on(Backend::Memory, "").await;
-    let cc = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let cc = light_client_credentials(&env, None).await;
     let r = bearer(&env, "GET", "/v1/pets/1", cc.str("access_token")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["headers"]["x-client-id"][0], LIGHT_ID);
@@ -128,16 +123,7 @@ async fn valid_tokens_pass_with_identity_headers() {
         "forwarded by default"
     );
 
-    let pw = token(
-        &env,
-        Some(&light_basic()),
-        &[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "123456"),
-        ],
-    )
-    .await;
+    let pw = light_admin_password(&env).await;
     let r = bearer(&env, "POST", "/v1/pets", pw.str("access_token")).await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -264,15 +250,7 @@ async fn challenges_and_scopes_follow_rfc_6750() {
         (401, "Bearer realm=\"tollgate\"")
     );
 
-    let read_only = token(
-        &env,
-        Some(&light_basic()),
-        &[
-            ("grant_type", "client_credentials"),
-            ("scope", "petstore.r"),
-        ],
-    )
-    .await;
+    let read_only = light_client_credentials(&env, Some("petstore.r")).await;
     let t = read_only.str("access_token");
     assert_eq!(bearer(&env, "GET", "/v1/pets", t).await.status, 200);
     for method in ["POST", "DELETE"] {
@@ -284,15 +262,7 @@ async fn challenges_and_scopes_follow_rfc_6750() {
         );
         assert_eq!(r.body["error"], "insufficient_scope");
     }
-    let write_only = token(
-        &env,
-        Some(&light_basic()),
-        &[
-            ("grant_type", "client_credentials"),
-            ("scope", "petstore.w"),
-        ],
-    )
-    .await;
+    let write_only = light_client_credentials(&env, Some("petstore.w")).await;
     let w = write_only.str("access_token");
     assert_eq!(bearer(&env, "POST", "/v1/pets", w).await.status, 200);
     let r = bearer(&env, "GET", "/v1/pets", w).await;
@@ -323,12 +293,7 @@ async fn challenges_and_scopes_follow_rfc_6750() {
 #[tokio::test(flavor = "multi_thread")]
 async fn revoked_and_opaque_tokens() {
     let env = env_on(Backend::Redis, "").await;
-    let cc = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let cc = light_client_credentials(&env, None).await;
     let jwt = cc.str("access_token");
     assert_eq!(bearer(&env, "GET", "/v1/pets", jwt).await.status, 200);
     let revoke = client()
@@ -367,16 +332,7 @@ async fn revoked_and_opaque_tokens() {
 #[tokio::test(flavor = "multi_thread")]
 async fn spoofed_identity_headers_never_reach_the_upstream() {
     let env = env_on(Backend::Memory, "").await;
-    let pw = token(
-        &env,
-        Some(&light_basic()),
-        &[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "123456"),
-        ],
-    )
-    .await;
+    let pw = light_admin_password(&env).await;
     let auth = format!("Authorization: Bearer {}\r\n", pw.str("access_token"));
     for (path, auth) in [("/open/x", ""), ("/v1/pets", auth.as_str())] {
         let raw = raw_request(
@@ -419,12 +375,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 #[tokio::test(flavor = "multi_thread")]
 async fn authorization_forwarding_optional_auth_and_the_cache() {
     let env = env_on(Backend::Memory, "").await;
-    let cc = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let cc = light_client_credentials(&env, None).await;
     let t = cc.str("access_token");
     let r = bearer(&env, "GET", "/strip/x", t).await;
     assert_eq!(r.status, 200);
@@ -447,12 +398,7 @@ async fn authorization_forwarding_optional_auth_and_the_cache() {
     );
 
     // The same token again is served from the verified-token cache.
-    let fresh = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let fresh = light_client_credentials(&env, None).await;
     for _ in 0..3 {
         assert_eq!(
             bearer(&env, "GET", "/v1/pets", fresh.str("access_token"))
@@ -461,20 +407,13 @@ async fn authorization_forwarding_optional_auth_and_the_cache() {
             200
         );
     }
-    let metrics = client()
-        .get(env.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let cached: u64 = metrics
-        .lines()
-        .find(|l| l.starts_with("tollgate_bearer_checks_total{result=\"valid_cached\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0);
-    assert!(cached >= 2, "{metrics}");
+    let metrics = env.gw.metrics().await;
+    let cached = common::metric_value(
+        &metrics,
+        r#"tollgate_bearer_checks_total{result="valid_cached"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(cached >= 2.0, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -482,14 +421,10 @@ async fn store_outage_fails_closed_by_default_and_open_when_configured() {
     for fail_open in [false, true] {
         let extra = format!("bearer:\n  denylist_fail_open: {fail_open}\n");
         let mut env = env_on(Backend::Redis, &extra).await;
-        let jwt = token(
-            &env,
-            Some(&light_basic()),
-            &[("grant_type", "client_credentials")],
-        )
-        .await
-        .str("access_token")
-        .to_string();
+        let jwt = light_client_credentials(&env, None)
+            .await
+            .str("access_token")
+            .to_string();
         let opaque = hillary_token(&env, None).await;
         let opaque = opaque.str("access_token").to_string();
         env.redis.as_mut().expect("redis").kill();
@@ -532,12 +467,7 @@ async fn revocation_reaches_other_instances() {
             }),
             redis: None,
         };
-        let jwt = token(
-            &a,
-            Some(&light_basic()),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+        let jwt = light_client_credentials(&a, None).await;
         let jwt = jwt.str("access_token");
         assert_eq!(
             bearer(&b, "GET", "/v1/pets", jwt).await.status,

@@ -342,14 +342,7 @@ async fn admin_listener_reports_health_readiness_and_metrics() {
         .await
         .expect("readyz");
     assert_eq!(ready.status(), 200);
-    let metrics = http
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(r#"tollgate_http_requests_total{route="echo-route",status="200"} 1"#),
         "{metrics}"

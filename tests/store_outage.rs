@@ -98,14 +98,7 @@ async fn redis_killed_then_restarted_without_restarting_the_gateway() {
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["error"], "temporarily_unavailable");
 
-    let metrics = http
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("tollgate_store_errors_total{kind="),
         "store errors are counted:\n{metrics}"

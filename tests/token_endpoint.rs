@@ -424,19 +424,9 @@ on_both_stores!(request_format_errors);
 
 /// The gateway's count of argon2 verifications.
 async fn hash_verifications(env: &OAuthEnv) -> u64 {
-    let metrics = client()
-        .get(env.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tollgate_secret_hash_verifications_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no hash counter in\n{metrics}"))
+    let metrics = env.gw.metrics().await;
+    common::metric_value(&metrics, "tollgate_secret_hash_verifications_total")
+        .unwrap_or_else(|| panic!("no hash counter in\n{metrics}")) as u64
 }
 
 async fn password_grant(backend: Backend) {
@@ -748,27 +738,36 @@ async fn refresh_rotation_and_reuse_detection(backend: Backend) {
 }
 on_both_stores!(refresh_rotation_and_reuse_detection);
 
-async fn parallel_code_redemptions_and_refreshes(backend: Backend) {
-    let env = std::sync::Arc::new(OAuthEnv::start(backend, &[]));
-    let code = light_code(&env, &[]).await;
+/// Sends the same light-oauth2 token request `n` times at once; returns the statuses.
+async fn in_parallel(
+    env: &std::sync::Arc<OAuthEnv>,
+    n: usize,
+    form: [(&'static str, String); 2],
+) -> Vec<u16> {
     let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let env = std::sync::Arc::clone(&env);
-        let code = code.clone();
+    for _ in 0..n {
+        let (env, form) = (std::sync::Arc::clone(env), form.clone());
         tasks.push(tokio::spawn(async move {
-            token(
-                &env,
-                Some(&light_basic()),
-                &[("grant_type", "authorization_code"), ("code", &code)],
-            )
-            .await
-            .status
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token(&env, Some(&light_basic()), &form).await.status
         }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.expect("task"));
     }
+    statuses
+}
+
+async fn parallel_code_redemptions_and_refreshes(backend: Backend) {
+    let env = std::sync::Arc::new(OAuthEnv::start(backend, &[]));
+    let code = light_code(&env, &[]).await;
+    let statuses = in_parallel(
+        &env,
+        50,
+        [("grant_type", "authorization_code".into()), ("code", code)],
+    )
+    .await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
@@ -779,35 +778,17 @@ async fn parallel_code_redemptions_and_refreshes(backend: Backend) {
         "{statuses:?}"
     );
 
-    let granted = token(
+    let granted = light_admin_password(&env).await;
+    let rt = granted.str("refresh_token").to_string();
+    let statuses = in_parallel(
         &env,
-        Some(&light_basic()),
-        &[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "123456"),
+        20,
+        [
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", rt),
         ],
     )
     .await;
-    let rt = granted.str("refresh_token").to_string();
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let env = std::sync::Arc::clone(&env);
-        let rt = rt.clone();
-        tasks.push(tokio::spawn(async move {
-            token(
-                &env,
-                Some(&light_basic()),
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            )
-            .await
-            .status
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.expect("task"));
-    }
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
@@ -896,12 +877,7 @@ async fn es256_and_eddsa_keys_sign_access_tokens() {
                 ("demo-rs256-100.pem", &format!("{file}.pem")),
             ],
         );
-        let reply = token(
-            &env,
-            Some(&light_basic()),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+        let reply = light_client_credentials(&env, None).await;
         assert_eq!(reply.status, 200, "{}", reply.json);
         let jwt = reply.str("access_token");
         assert_eq!(jsonwebtoken::decode_header(jwt).expect("header").alg, alg);
@@ -924,12 +900,7 @@ async fn es256_and_eddsa_keys_sign_access_tokens() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_tokens_and_failures_and_logs_hold_no_secrets() {
     let env = OAuthEnv::start(Backend::Memory, &[]);
-    let ok = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let ok = light_client_credentials(&env, None).await;
     assert_eq!(ok.status, 200);
     token(
         &env,
@@ -952,14 +923,7 @@ async fn metrics_count_tokens_and_failures_and_logs_hold_no_secrets() {
     )
     .await;
 
-    let metrics = client()
-        .get(env.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = env.gw.metrics().await;
     for line in [
         r#"tollgate_oauth_tokens_issued_total{grant="client_credentials"} 1"#,
         r#"tollgate_oauth_tokens_issued_total{grant="password"} 1"#,

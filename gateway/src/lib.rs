@@ -9,6 +9,7 @@ pub mod identity;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;
+pub mod request;
 pub mod respond;
 pub mod routes;
 pub mod store;

@@ -1,7 +1,6 @@
 //! The OAuth and OpenID Connect endpoints inside the proxy: reads what token_module needs from
 //! the Pingora session, hands it over, and writes back the response it returns.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use pingora::proxy::Session;
@@ -9,6 +8,7 @@ use pingora::Result;
 use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, TokenRequest};
 
 use crate::metrics::Metrics;
+use crate::request::{client_ip, header, is_tls};
 use crate::respond;
 
 /// The authorization server's endpoints.
@@ -54,21 +54,6 @@ struct Outcome {
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 /// A second, conventional home of the JWKS.
 pub const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
-
-fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
-    session
-        .req_header()
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-}
-
-fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
 
 /// Reads the whole request body; `None` past `limit` bytes (without reading on).
 async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Vec<u8>>> {
@@ -116,13 +101,6 @@ impl OAuthEndpoints {
                 .refuse(session, endpoint, OAuthError::MethodNotAllowed { allow })
                 .await;
         }
-        match endpoint {
-            Endpoint::Jwks => return respond::write(session, &self.provider.jwks()).await,
-            Endpoint::Discovery => {
-                return respond::write(session, &self.provider.discovery()).await
-            }
-            _ => {}
-        }
         let limit = self.provider.config().max_body_bytes;
         let Some(body) = read_body(session, limit).await? else {
             // The rest of the body stays unread: this connection cannot carry another request.
@@ -161,8 +139,9 @@ impl OAuthEndpoints {
                     )
                     .await
             }
-            Endpoint::Authorize | Endpoint::Jwks | Endpoint::Discovery => {
-                let secure = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+            Endpoint::Jwks => self.provider.jwks(),
+            Endpoint::Discovery => self.provider.discovery(),
+            Endpoint::Authorize => {
                 self.provider
                     .authorize(AuthorizeRequest {
                         method: method.as_str(),
@@ -172,12 +151,12 @@ impl OAuthEndpoints {
                         authorization: header(session, "authorization"),
                         cookie: header(session, "cookie"),
                         client_ip: client_ip(session),
-                        secure,
+                        secure: is_tls(session),
                     })
                     .await
             }
         };
-        respond::write(session, &response).await
+        respond::write(session, response).await
     }
 
     /// Answers with `error` before the request reached token_module.
@@ -214,6 +193,6 @@ impl OAuthEndpoints {
                     .inc(),
             }
         }
-        respond::write(session, &response).await
+        respond::write(session, response).await
     }
 }

@@ -14,6 +14,7 @@ use token_module::Store;
 use crate::config::BearerSettings;
 use crate::metrics::Metrics;
 use crate::oauth::OAuthEndpoints;
+use crate::request::{client_ip, header, is_tls};
 use crate::respond;
 use crate::routes::{has_dot_segment, Route, RouteAuth, RouteTable};
 use token_module::bearer::{self, BearerError};
@@ -59,10 +60,7 @@ impl Gateway {
         auth: &RouteAuth,
     ) -> std::result::Result<Option<(Arc<VerifiedToken>, bool)>, BearerError> {
         let req = session.req_header();
-        let authorization = req
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let authorization = header(session, http::header::AUTHORIZATION);
         let token = match bearer::extract(authorization, req.uri.query(), false) {
             Ok(token) => token,
             Err(BearerError::Missing) if !auth.required => return Ok(None),
@@ -163,7 +161,7 @@ impl ProxyHttp for Gateway {
                 Ok(identity) => ctx.identity = identity,
                 Err(e) => {
                     ctx.route = Some(route);
-                    respond::write(session, &e.into_response()).await?;
+                    respond::write(session, e.into_response()).await?;
                     return Ok(true);
                 }
             }
@@ -237,11 +235,7 @@ impl ProxyHttp for Gateway {
         if !forward_authorization {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
+        if let Some(ip) = client_ip(session) {
             let forwarded = match upstream_request
                 .headers
                 .get("x-forwarded-for")
@@ -252,8 +246,8 @@ impl ProxyHttp for Gateway {
             };
             upstream_request.insert_header("x-forwarded-for", forwarded)?;
         }
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        let proto = if is_tls(session) { "https" } else { "http" };
+        upstream_request.insert_header("x-forwarded-proto", proto)?;
         Ok(())
     }
 

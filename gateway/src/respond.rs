@@ -31,7 +31,7 @@ pub async fn json(
 }
 
 /// Writes a response that token_module produced.
-pub async fn write(session: &mut Session, response: &token_module::Response) -> Result<()> {
+pub async fn write(session: &mut Session, response: token_module::Response) -> Result<()> {
     let mut resp = ResponseHeader::build(response.status, Some(response.headers.len() + 1))?;
     for (name, value) in &response.headers {
         resp.append_header(*name, value.as_str())?;
@@ -43,7 +43,7 @@ pub async fn write(session: &mut Session, response: &token_module::Response) -> 
         .await?;
     if !head_only {
         session
-            .write_response_body(Some(Bytes::from(response.body.clone())), true)
+            .write_response_body(Some(Bytes::from(response.body)), true)
             .await?;
     }
     Ok(())

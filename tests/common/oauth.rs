@@ -128,6 +128,25 @@ pub async fn hillary_token(env: &OAuthEnv, scope: Option<&str>) -> TokenReply {
     token(env, None, &form).await
 }
 
+/// The light-oauth2 client's client_credentials grant, with `scope` if given.
+pub async fn light_client_credentials(env: &OAuthEnv, scope: Option<&str>) -> TokenReply {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    token(env, Some(&light_basic()), &form).await
+}
+
+/// The light-oauth2 client's password grant for user `admin`.
+pub async fn light_admin_password(env: &OAuthEnv) -> TokenReply {
+    let form = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", "123456"),
+    ];
+    token(env, Some(&light_basic()), &form).await
+}
+
 /// The raw `Basic id:secret` header the light-oauth2 seed sends.
 pub fn light_basic() -> String {
     format!("Basic {LIGHT_ID}:{LIGHT_SECRET}")

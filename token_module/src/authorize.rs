@@ -37,7 +37,7 @@ pub fn is_pkce_value(s: &str) -> bool {
 }
 
 /// The OAuth parameters the login form carries through.
-const FORWARDED: [&str; 7] = [
+const FORWARDED: [&str; 8] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -45,6 +45,7 @@ const FORWARDED: [&str; 7] = [
     "state",
     "nonce",
     "code_challenge",
+    "code_challenge_method",
 ];
 
 /// An error that goes back to the client's redirect URI (RFC 6749 4.1.2.1).
@@ -117,14 +118,7 @@ impl OAuthProvider {
         let params = match req.method {
             "GET" | "HEAD" => Params::parse(req.query.unwrap_or("").as_bytes()),
             "POST" => {
-                let is_form = req
-                    .content_type
-                    .and_then(|c| c.split(';').next())
-                    .is_some_and(|m| {
-                        m.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    });
-                if !is_form {
+                if !crate::form::is_form(req.content_type) {
                     return error_page(
                         400,
                         "The login form must be sent as application/x-www-form-urlencoded.",
@@ -362,7 +356,7 @@ impl OAuthProvider {
     fn login_form(&self, params: &Params, secure: bool, message: Option<&str>) -> Response {
         let csrf = random::id();
         let mut hidden = String::new();
-        for name in FORWARDED.iter().chain(["code_challenge_method"].iter()) {
+        for name in FORWARDED {
             if let Some(value) = params.get(name) {
                 hidden.push_str(&format!(
                     "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",

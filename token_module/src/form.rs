@@ -20,7 +20,28 @@ impl std::fmt::Debug for Params {
     }
 }
 
+/// Whether a `Content-Type` is `application/x-www-form-urlencoded` (parameters such as a
+/// charset allowed).
+pub fn is_form(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 impl Params {
+    /// Parses the body of a form POST, refusing any other content type (RFC 6749 3.2).
+    pub fn from_form_body(content_type: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
+        if !is_form(content_type) {
+            return Err(OAuthError::InvalidRequest(
+                "the body must be application/x-www-form-urlencoded".into(),
+            ));
+        }
+        Self::parse(body)
+    }
+
     /// Parses `application/x-www-form-urlencoded` bytes.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();

@@ -216,10 +216,6 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    pub fn new(keys: Vec<SigningKey>, active: usize) -> Self {
-        Self { keys, active }
-    }
-
     /// Loads the keys of the `oauth.keys` section, resolving paths against `base`.
     pub fn from_file(files: &[file::Key], base: &Path) -> Result<Self, ConfigError> {
         let mut keys = Vec::with_capacity(files.len());

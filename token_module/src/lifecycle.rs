@@ -9,22 +9,6 @@ use crate::response::Response;
 use crate::token::TokenRequest;
 use crate::validate::Rejection;
 
-fn form_params(req: &TokenRequest<'_>) -> Result<Params, OAuthError> {
-    let is_form = req
-        .content_type
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err(OAuthError::InvalidRequest(
-            "the body must be application/x-www-form-urlencoded".into(),
-        ));
-    }
-    Params::parse(req.body)
-}
-
 /// A refresh token's family, if the token is the family's current one and it is alive.
 enum RefreshLookup {
     Live(String, RefreshFamily),
@@ -62,7 +46,7 @@ impl OAuthProvider {
     }
 
     async fn revoke_inner(&self, req: &TokenRequest<'_>) -> Result<Response, OAuthError> {
-        let params = form_params(req)?;
+        let params = Params::from_form_body(req.content_type, req.body)?;
         let client = self
             .authenticate_client(
                 req.authorization,
@@ -130,7 +114,7 @@ impl OAuthProvider {
     }
 
     async fn introspect_inner(&self, req: &TokenRequest<'_>) -> Result<Response, OAuthError> {
-        let params = form_params(req)?;
+        let params = Params::from_form_body(req.content_type, req.body)?;
         self.authenticate_client(
             req.authorization,
             &params,

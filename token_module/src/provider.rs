@@ -49,6 +49,22 @@ pub(crate) struct AuthenticatedClient<'a> {
     pub secret: Option<String>,
 }
 
+/// The brute-force counters an authentication attempt counts against: the identity it names
+/// (`kind` is `client` or `user`) and the address it came from.
+pub(crate) struct FailureCounters {
+    keys: Vec<String>,
+}
+
+impl FailureCounters {
+    fn new(kind: &str, id: &str, client_ip: Option<IpAddr>) -> Self {
+        let mut keys = vec![keys::failures(kind, id)];
+        if let Some(ip) = client_ip {
+            keys.push(keys::failures("ip", &ip.to_string()));
+        }
+        Self { keys }
+    }
+}
+
 /// The OAuth 2.0 authorization server Tollgate embeds.
 pub struct OAuthProvider {
     pub(crate) config: OAuthConfig,
@@ -104,12 +120,12 @@ impl OAuthProvider {
         Arc::clone(&self.verifier.verifications)
     }
 
-    /// Fails with 429 when any of `who` (kind, identity) has too many recent failures.
-    pub(crate) async fn check_failures(&self, who: &[(&str, &str)]) -> Result<(), OAuthError> {
-        for (kind, id) in who {
+    /// Fails with 429 when any of the counters in `who` has reached the limit.
+    pub(crate) async fn check_failures(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        for key in &who.keys {
             let count = self
                 .store
-                .get(&keys::failures(kind, id))
+                .get(key)
                 .await?
                 .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
                 .unwrap_or(0);
@@ -123,11 +139,9 @@ impl OAuthProvider {
     }
 
     /// Counts a failure against each of `who`.
-    pub(crate) async fn record_failure(&self, who: &[(&str, &str)]) -> Result<(), OAuthError> {
-        for (kind, id) in who {
-            self.store
-                .incr(&keys::failures(kind, id), self.config.failure_window)
-                .await?;
+    pub(crate) async fn record_failure(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        for key in &who.keys {
+            self.store.incr(key, self.config.failure_window).await?;
         }
         Ok(())
     }
@@ -158,11 +172,7 @@ impl OAuthProvider {
                 }
             }
         }
-        let ip = client_ip.map(|ip| ip.to_string());
-        let mut who = vec![("client", presented.id.as_str())];
-        if let Some(ip) = &ip {
-            who.push(("ip", ip.as_str()));
-        }
+        let who = FailureCounters::new("client", &presented.id, client_ip);
         self.check_failures(&who).await?;
         let ok = match (&presented.secret, client) {
             (Some(secret), client) => {
@@ -213,11 +223,7 @@ impl OAuthProvider {
                 return Ok(user);
             }
         }
-        let ip = client_ip.map(|ip| ip.to_string());
-        let mut who = vec![("user", username)];
-        if let Some(ip) = &ip {
-            who.push(("ip", ip.as_str()));
-        }
+        let who = FailureCounters::new("user", username, client_ip);
         self.check_failures(&who).await?;
         let ok = self
             .verifier

@@ -43,15 +43,6 @@ pub struct TokenOutcome {
     pub error: Option<&'static str>,
 }
 
-fn is_form(content_type: Option<&str>) -> bool {
-    content_type
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|mime| {
-            mime.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
 impl OAuthProvider {
     /// Answers a token request.
     pub async fn token(&self, req: TokenRequest<'_>) -> TokenOutcome {
@@ -79,11 +70,6 @@ impl OAuthProvider {
         req: &TokenRequest<'_>,
         grant_out: &mut Option<Grant>,
     ) -> Result<Response, OAuthError> {
-        if !is_form(req.content_type) {
-            return Err(OAuthError::InvalidRequest(
-                "the body must be application/x-www-form-urlencoded".into(),
-            ));
-        }
         if let Some(query) = req.query {
             if form_urlencoded::parse(query.as_bytes())
                 .any(|(k, _)| CREDENTIAL_PARAMS.contains(&k.as_ref()))
@@ -93,7 +79,7 @@ impl OAuthProvider {
                 ));
             }
         }
-        let params = Params::parse(req.body)?;
+        let params = Params::from_form_body(req.content_type, req.body)?;
         let grant_type = params.require("grant_type")?;
         let grant = Grant::parse(grant_type).ok_or_else(|| {
             OAuthError::UnsupportedGrantType(format!(
