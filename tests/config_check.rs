@@ -72,6 +72,33 @@ fn mistakes_name_the_file_and_the_key() {
         ("wrong type", "server:\n  threads: many\n", &["server.threads", "invalid type"]),
         ("not YAML", "routes: [\n", &["broken.yaml"]),
         (
+            "prefix not in normal form",
+            "routes:\n  - path_prefix: /a\n    upstreams: [127.0.0.1:1]\n  - name: pets\n    path_prefix: /v1/%70ets\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[1].path_prefix", "not in normal form", "/v1/pets"],
+        ),
+        (
+            "prefix with repeated slashes",
+            "routes:\n  - path_prefix: /v1//pets\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[0].path_prefix", "write `/v1/pets`"],
+        ),
+        (
+            "prefix with a dot segment",
+            "routes:\n  - path_prefix: /v1/../admin\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[0].path_prefix", "`.` or `..` segment"],
+        ),
+        (
+            "prefix with a parameter",
+            "routes:\n  - path_prefix: /v1/pets;x\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[0].path_prefix", "`;` parameter"],
+        ),
+        (
+            "prefix with lower-case hex",
+            "server:\n  escaped_slashes: keep\nroutes:\n  - path_prefix: /a%2fb\n    upstreams: [127.0.0.1:1]\n",
+            &["routes[0].path_prefix", "write `/a%2Fb`"],
+        ),
+        ("bad escaped_slashes", "server:\n  escaped_slashes: decode\n", &["server.escaped_slashes", "unknown variant `decode`"]),
+        ("bad path_parameters", "server:\n  path_parameters: strip\n", &["server.path_parameters", "unknown variant `strip`"]),
+        (
             "a protected route without the oauth section",
             "routes:\n  - path_prefix: /a\n    upstreams: [127.0.0.1:1]\n    auth: {scopes: [x]}\n",
             &["routes[0].auth", "oauth"],

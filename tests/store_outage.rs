@@ -58,6 +58,7 @@ async fn redis_killed_then_restarted_without_restarting_the_gateway() {
         routes: format!("  - path_prefix: /v1\n    upstreams: [{up}]\n"),
         store_timeout_ms: 300,
         extra_yaml: common::oauth::demo_oauth_yaml(&[]),
+        ..Default::default()
     });
     let http = client();
     wait_for_readyz(&gw, 200).await;

@@ -15,6 +15,7 @@ use pingora::utils::tls::{parse_x509, WrappedX509};
 use token_module::StoreUrl;
 
 use crate::identity::IdentityHeaders;
+use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::routes::{Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
 
 /// The environment variable that overrides `store.url` (so a deployment can point the same
@@ -123,6 +124,33 @@ pub mod file {
         pub log_level: String,
         /// `text` or `json` log lines. Default: `text`.
         pub log_format: String,
+        /// Merge repeated slashes in request paths (`/v1//pets` → `/v1/pets`); `false`
+        /// refuses them with 400. Default: true.
+        pub merge_slashes: bool,
+        /// `%2F` / `%5C` in a path: `reject` (400) or `keep` (forwarded unchanged, matched
+        /// as opaque bytes). Default: `reject`.
+        pub escaped_slashes: EscapedSlashes,
+        /// `;` parameters in a path segment: `reject` (400) or `keep` (forwarded; each
+        /// segment is matched on what precedes its `;`). Default: `reject`.
+        pub path_parameters: PathParameters,
+    }
+
+    /// `server.escaped_slashes`.
+    #[derive(Debug, Default, Clone, Copy, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum EscapedSlashes {
+        #[default]
+        Reject,
+        Keep,
+    }
+
+    /// `server.path_parameters`.
+    #[derive(Debug, Default, Clone, Copy, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum PathParameters {
+        #[default]
+        Reject,
+        Keep,
     }
 
     impl Default for Server {
@@ -133,6 +161,9 @@ pub mod file {
                 graceful_shutdown_timeout_seconds: 5,
                 log_level: "info".into(),
                 log_format: "text".into(),
+                merge_slashes: true,
+                escaped_slashes: EscapedSlashes::default(),
+                path_parameters: PathParameters::default(),
             }
         }
     }
@@ -275,7 +306,9 @@ pub mod file {
         /// Scopes every request must carry. Default: none.
         #[serde(default)]
         pub scopes: Vec<String>,
-        /// Scopes required per method, instead of `scopes`, for the methods listed.
+        /// Scopes required per method, instead of `scopes`, for the methods listed; the
+        /// key `"*"` gives the scopes of every method not listed. Without `"*"`, a
+        /// non-standard method (`PURGE`) that is not listed is refused with 405.
         /// Default: none.
         #[serde(default)]
         pub method_scopes: BTreeMap<String, Vec<String>>,
@@ -293,6 +326,8 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout: Duration,
     pub log_level: String,
     pub log_json: bool,
+    /// How request paths are brought to normal form.
+    pub path_rules: PathRules,
 }
 
 /// A client-facing listener.
@@ -422,7 +457,7 @@ impl Validator<'_> {
             .routes
             .into_iter()
             .enumerate()
-            .map(|(i, r)| self.route(&format!("routes[{i}]"), r))
+            .map(|(i, r)| self.route(&format!("routes[{i}]"), r, &server.path_rules))
             .collect::<Result<Vec<_>, _>>()?;
         let oauth = f
             .oauth
@@ -481,6 +516,17 @@ impl Validator<'_> {
             graceful_shutdown_timeout: Duration::from_secs(s.graceful_shutdown_timeout_seconds),
             log_level: s.log_level,
             log_json,
+            path_rules: PathRules {
+                merge_slashes: s.merge_slashes,
+                escaped_slashes: match s.escaped_slashes {
+                    file::EscapedSlashes::Reject => EscapedSlashes::Reject,
+                    file::EscapedSlashes::Keep => EscapedSlashes::Keep,
+                },
+                path_parameters: match s.path_parameters {
+                    file::PathParameters::Reject => PathParameters::Reject,
+                    file::PathParameters::Keep => PathParameters::Keep,
+                },
+            },
         })
     }
 
@@ -519,9 +565,29 @@ impl Validator<'_> {
         })
     }
 
-    fn route(&self, key: &str, r: file::Route) -> Result<Route, ConfigError> {
+    fn route(&self, key: &str, r: file::Route, rules: &PathRules) -> Result<Route, ConfigError> {
         if !r.path_prefix.starts_with('/') {
             return Err(self.err(format!("{key}.path_prefix"), "must start with `/`"));
+        }
+        // Requests are matched in normal form, so a prefix in any other form would never
+        // match (or would match something else than it says).
+        match normalize_path(r.path_prefix.as_bytes(), rules) {
+            Ok(normal) if normal.matching == r.path_prefix && normal.forward == r.path_prefix => {}
+            Ok(normal) => {
+                return Err(self.err(
+                    format!("{key}.path_prefix"),
+                    format!(
+                        "`{}` is not in normal form; write `{}`",
+                        r.path_prefix, normal.matching
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(self.err(
+                    format!("{key}.path_prefix"),
+                    format!("`{}`: {e}", r.path_prefix),
+                ))
+            }
         }
         let methods = r
             .methods
@@ -572,7 +638,7 @@ impl Validator<'_> {
         Ok(Route {
             name: r.name.unwrap_or_else(|| r.path_prefix.clone()),
             path_prefix: r.path_prefix,
-            host: r.host.map(|h| h.to_ascii_lowercase()),
+            host: r.host.map(|h| normalize_host(&h).into_owned()),
             methods,
             upstreams,
             connect_timeout: Duration::from_millis(r.connect_timeout_ms),
@@ -583,21 +649,22 @@ impl Validator<'_> {
         })
     }
 
-    fn auth(&self, key: &str, a: file::Auth) -> Result<RouteAuth, ConfigError> {
-        let method_scopes = a
-            .method_scopes
-            .into_iter()
-            .map(|(m, scopes)| {
-                Ok((
-                    self.method(&format!("{key}.method_scopes.{m}"), &m)?,
-                    scopes,
-                ))
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
+    fn auth(&self, key: &str, mut a: file::Auth) -> Result<RouteAuth, ConfigError> {
+        let other_methods_scopes = a.method_scopes.remove("*");
+        let mut method_scopes: Vec<(http::Method, Vec<String>)> = Vec::new();
+        for (m, scopes) in a.method_scopes {
+            let method_key = format!("{key}.method_scopes.{m}");
+            let method = self.method(&method_key, &m)?;
+            if method_scopes.iter().any(|(other, _)| *other == method) {
+                return Err(self.err(method_key, format!("`{method}` is listed twice")));
+            }
+            method_scopes.push((method, scopes));
+        }
         Ok(RouteAuth {
             required: a.required,
             scopes: a.scopes,
             method_scopes,
+            other_methods_scopes,
             forward_authorization: a.forward_authorization,
         })
     }

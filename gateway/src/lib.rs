@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod identity;
 pub mod metrics;
+pub mod normalize;
 pub mod oauth;
 pub mod proxy;
 pub mod request;
@@ -166,6 +167,7 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
     let gateway = Gateway {
         oauth,
         bearer: config.bearer,
+        path_rules: config.server.path_rules,
         routes: config.routes,
         metrics: Arc::clone(&metrics),
         store: Arc::clone(&store),

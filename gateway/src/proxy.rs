@@ -13,10 +13,11 @@ use token_module::Store;
 
 use crate::config::BearerSettings;
 use crate::metrics::Metrics;
+use crate::normalize::{check_method, normalize_host, request_target, PathRules};
 use crate::oauth::OAuthEndpoints;
 use crate::request::{client_ip, header, is_tls};
 use crate::respond;
-use crate::routes::{has_dot_segment, Route, RouteAuth, RouteTable};
+use crate::routes::{Route, RouteAuth, RouteTable};
 use token_module::bearer::{self, BearerError};
 use token_module::{Rejection, VerifiedToken};
 
@@ -29,9 +30,35 @@ pub struct Gateway {
     /// The OAuth endpoints, answered in-process.
     pub oauth: Option<OAuthEndpoints>,
     pub bearer: BearerSettings,
+    /// How request paths are brought to normal form.
+    pub path_rules: PathRules,
 }
 
 impl Gateway {
+    /// Reads the request target into normal form and refuses what must not be forwarded:
+    /// a path or method spelling that upstreams disagree about, and more than one
+    /// `Authorization` header (the upstream must act on the one credential checked here).
+    /// On success `ctx` holds the path to match (when it differs from the URI's) and the
+    /// target to send upstream (when it differs from the client's).
+    fn admit(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), String> {
+        let mut authorizations = req.headers.get_all(http::header::AUTHORIZATION).iter();
+        if authorizations.next().is_some() && authorizations.next().is_some() {
+            return Err("more than one Authorization header".into());
+        }
+        check_method(&req.method).map_err(|e| e.to_string())?;
+        let target = request_target(req, &self.path_rules).map_err(|e| e.to_string())?;
+        if target.path.matching != req.uri.path() {
+            ctx.matched_path = Some(target.path.matching.clone().into_owned());
+        }
+        ctx.upstream_target = target.upstream_target();
+        if let Some(authority) = target.authority {
+            if !req.headers.contains_key(http::header::HOST) {
+                ctx.host_from_target = Some(String::from_utf8_lossy(authority).into_owned());
+            }
+        }
+        Ok(())
+    }
+
     /// RFC 6750 bearer check for a protected route: the token from `Authorization` (never
     /// the URL), validated, carrying the scopes the method needs. `Ok(None)` when the route
     /// makes the token optional and none came.
@@ -78,7 +105,8 @@ impl Gateway {
                 Rejection::Invalid(why) => BearerError::InvalidToken(why),
                 Rejection::StoreUnavailable => BearerError::Unavailable,
             })?;
-        let needed = auth.scopes_for(&req.method);
+        // The method was checked to have scopes before the token was looked at.
+        let needed = auth.scopes_for(&req.method).unwrap_or_default();
         if needed.iter().any(|s| !validated.token.has_scope(s)) {
             return Err(BearerError::InsufficientScope(needed.join(" ")));
         }
@@ -98,20 +126,37 @@ pub struct RequestCtx {
     first_upstream: usize,
     /// Upstreams that refused or timed out on connect so far.
     failed_connects: usize,
+    /// The normal-form path routes were matched on, when it differs from `uri.path()`.
+    matched_path: Option<String>,
+    /// The origin-form target the upstream receives, when it differs from the client's.
+    upstream_target: Option<Vec<u8>>,
+    /// `Host` for the upstream of an absolute-form request that came without one.
+    host_from_target: Option<String>,
 }
 
-/// The request's host without port, from `Host` or (HTTP/2) the URI authority.
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    let raw = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())?;
-    if let Some(rest) = raw.strip_prefix('[') {
-        // [v6]:port
-        return rest.split(']').next();
+impl RequestCtx {
+    /// The path the request was matched on: normal form.
+    fn path<'a>(&'a self, req: &'a RequestHeader) -> &'a str {
+        self.matched_path.as_deref().unwrap_or(req.uri.path())
     }
-    Some(raw.split(':').next().unwrap_or(raw))
+}
+
+/// The request's host in the form routes compare (see [`normalize_host`]): the authority
+/// of an HTTP/2 or absolute-form target, else `Host`. Pingora has already refused a request
+/// whose `Host` disagrees with its target's authority.
+fn request_host(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
+    use pingora::http::authority::raw_target_authority;
+    let raw = match req.uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => match raw_target_authority(req.raw_path()).authority() {
+            Some(authority) => std::str::from_utf8(authority).ok()?,
+            None => req
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())?,
+        },
+    };
+    Some(normalize_host(raw))
 }
 
 #[async_trait]
@@ -126,37 +171,50 @@ impl ProxyHttp for Gateway {
             identity: None,
             first_upstream: 0,
             failed_connects: 0,
+            matched_path: None,
+            upstream_target: None,
+            host_from_target: None,
         }
     }
 
-    /// Request phase: route selection. Answers 400 for dot-segment paths and 404 when no
-    /// route matches; otherwise records the route and lets the request go upstream.
+    /// Request phase: admission and route selection. Answers 400 for a target, method or
+    /// credential spelling that must not be forwarded, serves the OAuth endpoints, answers
+    /// 404 when no route matches and 405 for a method a protected route has no scopes for;
+    /// otherwise checks the bearer token of a protected route and lets the request go
+    /// upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let req = session.req_header();
-        if has_dot_segment(req.uri.path()) {
-            let body =
-                respond::error_body("invalid_request", "the path holds a `.` or `..` segment");
+        if let Err(why) = self.admit(session.req_header(), ctx) {
+            let body = respond::error_body("invalid_request", &why);
             respond::json(session, 400, &body, &[]).await?;
             return Ok(true);
         }
+        let req = session.req_header();
         if let Some(oauth) = &self.oauth {
-            if let Some(endpoint) = oauth.endpoint_for(req.uri.path()) {
+            if let Some(endpoint) = oauth.endpoint_for(ctx.path(req)) {
                 ctx.local_route = Some(endpoint.label());
                 oauth.serve(session, endpoint).await?;
                 return Ok(true);
             }
         }
-        let req = session.req_header();
-        let Some(route) = self
+        let selected = self
             .routes
-            .select(request_host(req), &req.method, req.uri.path())
-        else {
+            .select(request_host(req).as_deref(), &req.method, ctx.path(req));
+        let Some(route) = selected.map(Arc::clone) else {
             let body = respond::error_body("not_found", "no route matches this request");
             respond::json(session, 404, &body, &[]).await?;
             return Ok(true);
         };
-        let route = Arc::clone(route);
         if let Some(auth) = &route.auth {
+            if auth.scopes_for(&session.req_header().method).is_none() {
+                let allow = auth.allowed_methods();
+                ctx.route = Some(route);
+                let body = respond::error_body(
+                    "method_not_allowed",
+                    "this route has no scopes for the method",
+                );
+                respond::json(session, 405, &body, &[("allow", &allow)]).await?;
+                return Ok(true);
+            }
             match self.check_bearer(session, auth).await {
                 Ok(identity) => ctx.identity = identity,
                 Err(e) => {
@@ -215,13 +273,21 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    /// Adds `X-Forwarded-For` and `X-Forwarded-Proto` to the upstream request.
+    /// Sends the upstream the normal-form target that was matched, replaces client-sent
+    /// identity headers with the token's, drops `Authorization` where the route says so, and
+    /// adds `X-Forwarded-For` and `X-Forwarded-Proto`.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(target) = &ctx.upstream_target {
+            upstream_request.set_raw_path(target)?;
+        }
+        if let Some(host) = ctx.host_from_target.take() {
+            upstream_request.insert_header(http::header::HOST, host)?;
+        }
         let identity = &self.bearer.identity;
         identity.strip_spoofed(upstream_request);
         if let Some(token) = &ctx.identity {
@@ -314,13 +380,13 @@ impl ProxyHttp for Gateway {
 
     /// What Pingora's error logs say about a request: method, path and host. The query string
     /// is left out: it can carry codes and tokens.
-    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let req = session.req_header();
         format!(
             "{} {}, Host: {}",
             req.method,
-            req.uri.path(),
-            request_host(req).unwrap_or("-")
+            ctx.path(req),
+            request_host(req).as_deref().unwrap_or("-")
         )
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use http::Method;
 use pingora::utils::tls::WrappedX509;
 
+use crate::normalize::is_standard_method;
+
 /// TLS towards an upstream.
 #[derive(Clone)]
 pub struct UpstreamTls {
@@ -51,17 +53,39 @@ pub struct RouteAuth {
     pub required: bool,
     pub scopes: Vec<String>,
     pub method_scopes: Vec<(Method, Vec<String>)>,
+    /// The `"*"` entry of `method_scopes`: the scopes of every method not listed there.
+    pub other_methods_scopes: Option<Vec<String>>,
     /// Pass the client's `Authorization` header upstream.
     pub forward_authorization: bool,
 }
 
 impl RouteAuth {
-    /// The scopes a request with `method` must carry.
-    pub fn scopes_for(&self, method: &Method) -> &[String] {
-        self.method_scopes
+    /// The scopes a request with `method` must carry: its `method_scopes` entry, else the
+    /// `"*"` entry, else `scopes`. `None` (405) for a non-standard method on a route with
+    /// `method_scopes` that neither lists it nor has `"*"`: a `PURGE` or `PROPFIND` that an
+    /// upstream treats as a write must not pass on the read scope.
+    pub fn scopes_for(&self, method: &Method) -> Option<&[String]> {
+        if let Some((_, scopes)) = self.method_scopes.iter().find(|(m, _)| m == method) {
+            return Some(scopes);
+        }
+        if let Some(scopes) = &self.other_methods_scopes {
+            return Some(scopes);
+        }
+        (self.method_scopes.is_empty() || is_standard_method(method)).then_some(&self.scopes)
+    }
+
+    /// The `Allow` value of a 405: the standard methods and those `method_scopes` lists.
+    pub fn allowed_methods(&self) -> String {
+        let mut allowed: Vec<&str> = crate::normalize::STANDARD_METHODS
             .iter()
-            .find(|(m, _)| m == method)
-            .map_or(&self.scopes, |(_, s)| s)
+            .map(Method::as_str)
+            .collect();
+        for (m, _) in &self.method_scopes {
+            if !allowed.contains(&m.as_str()) {
+                allowed.push(m.as_str());
+            }
+        }
+        allowed.join(", ")
     }
 }
 
@@ -143,16 +167,6 @@ impl RouteTable {
     }
 }
 
-/// Whether `path` holds a `.` or `..` segment, plainly or percent-encoded. Such paths are
-/// refused: an upstream that normalises them would serve a different route than the one
-/// matched (and checked) here.
-pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let decoded = seg.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,13 +222,39 @@ mod tests {
         assert!(get.host.is_none() && get.methods.is_empty());
     }
 
+    fn auth(method_scopes: &[(&str, &str)], other: Option<&str>) -> RouteAuth {
+        RouteAuth {
+            required: true,
+            scopes: vec!["read".into()],
+            method_scopes: method_scopes
+                .iter()
+                .map(|(m, s)| {
+                    (
+                        Method::from_bytes(m.as_bytes()).expect("method"),
+                        vec![s.to_string()],
+                    )
+                })
+                .collect(),
+            other_methods_scopes: other.map(|s| vec![s.to_string()]),
+            forward_authorization: true,
+        }
+    }
+
     #[test]
-    fn dot_segments_are_detected() {
-        for p in ["/a/../b", "/a/./b", "/a/%2e%2E/b", "/..", "/a/%2E"] {
-            assert!(has_dot_segment(p), "{p}");
-        }
-        for p in ["/a/b", "/a/.well-known", "/a/..b", "/"] {
-            assert!(!has_dot_segment(p), "{p}");
-        }
+    fn scopes_by_method() {
+        let m = |s: &str| Method::from_bytes(s.as_bytes()).expect("method");
+        let scopes = |a: &RouteAuth, s: &str| a.scopes_for(&m(s)).map(|v| v.join(" "));
+        let plain = auth(&[], None);
+        assert_eq!(scopes(&plain, "PURGE").as_deref(), Some("read"));
+        let listed = auth(&[("POST", "write"), ("PURGE", "admin")], None);
+        assert_eq!(scopes(&listed, "GET").as_deref(), Some("read"));
+        assert_eq!(scopes(&listed, "POST").as_deref(), Some("write"));
+        assert_eq!(scopes(&listed, "PURGE").as_deref(), Some("admin"));
+        assert_eq!(scopes(&listed, "PROPFIND"), None);
+        assert!(listed.allowed_methods().ends_with("PATCH, PURGE"));
+        let star = auth(&[("GET", "read"), ("POST", "write")], Some("write"));
+        assert_eq!(scopes(&star, "GET").as_deref(), Some("read"));
+        assert_eq!(scopes(&star, "OPTIONS").as_deref(), Some("write"));
+        assert_eq!(scopes(&star, "PURGE").as_deref(), Some("write"));
     }
 }

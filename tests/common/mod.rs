@@ -175,6 +175,8 @@ pub struct GatewayOptions {
     pub store_timeout_ms: u64,
     /// More top-level YAML (e.g. an `oauth:` section), appended as is.
     pub extra_yaml: String,
+    /// More `server:` keys, each line indented by two spaces.
+    pub server_yaml: String,
 }
 
 impl Default for GatewayOptions {
@@ -184,6 +186,7 @@ impl Default for GatewayOptions {
             routes: String::new(),
             store_timeout_ms: 500,
             extra_yaml: String::new(),
+            server_yaml: String::new(),
         }
     }
 }
@@ -202,7 +205,7 @@ impl Gateway {
     pub fn config_yaml(opts: &GatewayOptions, http: u16, https: u16, admin: u16) -> String {
         let tls = repo_root().join("conf/demo-tls");
         format!(
-            "server:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 1\n  log_level: info\n\
+            "server:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 1\n  log_level: info\n{server}\
              listeners:\n  - address: 127.0.0.1:{http}\n  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
              admin:\n  address: 127.0.0.1:{admin}\n\
              store:\n  url: \"{store}\"\n  timeout_ms: {timeout}\n\
@@ -212,6 +215,7 @@ impl Gateway {
             store = opts.store_url,
             timeout = opts.store_timeout_ms,
             extra = opts.extra_yaml,
+            server = opts.server_yaml,
             routes = if opts.routes.trim().is_empty() { "  []\n".to_string() } else { opts.routes.clone() },
         )
     }

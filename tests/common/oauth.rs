@@ -38,6 +38,22 @@ pub fn demo_oauth_yaml(replacements: &[(&str, &str)]) -> String {
     section
 }
 
+/// The `routes:` list of `conf/gateway.yaml` with its demo upstream replaced by `upstream`.
+pub fn demo_routes_yaml(upstream: std::net::SocketAddr) -> String {
+    let demo = std::fs::read_to_string(repo_root().join("conf/gateway.yaml")).expect("demo config");
+    let start = demo
+        .find("\nroutes:\n")
+        .expect("the demo config has routes")
+        + "\nroutes:\n".len();
+    let list: Vec<&str> = demo[start..]
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+        .collect();
+    list.join("\n")
+        .replace("127.0.0.1:8080", &upstream.to_string())
+        + "\n"
+}
+
 /// Where a test keeps its state.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -63,11 +79,23 @@ impl OAuthEnv {
         routes: String,
         extra: &str,
     ) -> Self {
+        Self::start_with_server(backend, replacements, routes, extra, "")
+    }
+
+    /// As [`Self::start_with`], with more `server:` keys (lines indented by two spaces).
+    pub fn start_with_server(
+        backend: Backend,
+        replacements: &[(&str, &str)],
+        routes: String,
+        extra: &str,
+        server: &str,
+    ) -> Self {
         let redis = matches!(backend, Backend::Redis).then(RedisServer::start);
         let gw = Gateway::start(GatewayOptions {
             store_url: redis.as_ref().map_or("memory://".to_string(), |r| r.url()),
             routes,
             extra_yaml: format!("{}{extra}", demo_oauth_yaml(replacements)),
+            server_yaml: server.to_string(),
             ..Default::default()
         });
         Self { gw, redis }
