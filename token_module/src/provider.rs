@@ -376,6 +376,7 @@ impl OAuthProvider {
             current: digest.clone(),
             expires_at: now() + ttl.as_secs(),
             latest: latest.clone(),
+            earlier: Vec::new(),
             revoked: false,
         };
         let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
@@ -420,35 +421,51 @@ impl OAuthProvider {
     }
 
     /// Marks a family revoked (writing a tombstone if it does not exist yet) and revokes its
-    /// latest access token.
+    /// latest access token, atomically with respect to a rotation: the tombstone replaces
+    /// exactly the record whose latest access token was just denied (compare-and-swap). A
+    /// refresh that rotates in between makes the swap fail, and the next round denies the
+    /// access token that refresh issued; a refresh that comes after finds the tombstone, and
+    /// one whose own swap loses denies its token itself. So whichever wins, no access token of
+    /// the family outlives the revocation.
     pub(crate) async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
+        // Each lost round means a refresh rotated the family; a family rotates only with its
+        // one current token, so contention ends quickly.
+        const ROUNDS: usize = 16;
         let key = keys::family(family_id);
         let ttl = self.config.refresh_token_ttl;
-        let family = match self.store.get(&key).await? {
-            Some(raw) => serde_json::from_slice::<RefreshFamily>(&raw).ok(),
-            None => None,
-        };
-        let tombstone = match family {
-            Some(mut f) => {
-                self.deny_access_token(&f.latest).await?;
-                f.revoked = true;
-                f
+        for _ in 0..ROUNDS {
+            let tombstone = || {
+                serde_json::to_vec(&RefreshFamily::tombstone(now() + ttl.as_secs()))
+                    .map_err(|_| OAuthError::ServerError)
+            };
+            let Some(raw) = self.store.get(&key).await? else {
+                if self.store.put_if_absent(&key, &tombstone()?, ttl).await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            let Ok(mut family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
+                // Unreadable: nothing in it can be denied, but it must not be used again.
+                if self.store.compare_and_swap(&key, &raw, &tombstone()?, ttl).await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            for issued in family.access_tokens() {
+                self.deny_access_token(issued).await?;
             }
-            None => RefreshFamily {
-                client_id: String::new(),
-                scope: vec![],
-                subject: None,
-                auth_time: None,
-                current: String::new(),
-                expires_at: now() + ttl.as_secs(),
-                latest: IssuedTokens::default(),
-                revoked: true,
-            },
-        };
-        let value = serde_json::to_vec(&tombstone).map_err(|_| OAuthError::ServerError)?;
-        self.store.put(&key, &value, ttl).await?;
-        tracing::info!(family = %log_id(family_id), "refresh token family revoked");
-        Ok(())
+            if family.revoked {
+                return Ok(());
+            }
+            family.revoked = true;
+            let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
+            if self.store.compare_and_swap(&key, &raw, &value, ttl).await? {
+                tracing::info!(family = %log_id(family_id), "refresh token family revoked");
+                return Ok(());
+            }
+        }
+        tracing::warn!(family = %log_id(family_id), "refresh token family could not be revoked: it kept changing");
+        Err(OAuthError::TemporarilyUnavailable)
     }
 }
 

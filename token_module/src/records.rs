@@ -78,9 +78,53 @@ pub struct RefreshFamily {
     pub expires_at: u64,
     /// The latest access token issued from the family.
     pub latest: IssuedTokens,
+    /// Access tokens issued from the family before `latest` that may still be alive (at most
+    /// [`MAX_EARLIER_ACCESS_TOKENS`]), so that revoking the family denies every one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<IssuedTokens>,
     /// Set when reuse was detected or the family was revoked.
     #[serde(default)]
     pub revoked: bool,
+}
+
+/// How many earlier access tokens a family remembers. A client that refreshes more often than
+/// that within one access-token lifetime has its oldest ones denied at once.
+pub const MAX_EARLIER_ACCESS_TOKENS: usize = 32;
+
+impl RefreshFamily {
+    /// Makes `issued` the latest access token; the one it replaces is remembered while it
+    /// lives. Returns the tokens pushed out over [`MAX_EARLIER_ACCESS_TOKENS`]: the caller
+    /// denies them.
+    pub fn rotate_access(&mut self, issued: IssuedTokens, now: u64) -> Vec<IssuedTokens> {
+        let previous = std::mem::replace(&mut self.latest, issued);
+        self.earlier.retain(|t| t.access_exp > now);
+        if previous.access_exp > now {
+            self.earlier.push(previous);
+        }
+        let excess = self.earlier.len().saturating_sub(MAX_EARLIER_ACCESS_TOKENS);
+        self.earlier.drain(..excess).collect()
+    }
+
+    /// Every access token of the family that may still be alive.
+    pub fn access_tokens(&self) -> impl Iterator<Item = &IssuedTokens> {
+        std::iter::once(&self.latest).chain(&self.earlier)
+    }
+
+    /// A revoked family that never held a token: what revoking an unknown family leaves, so a
+    /// token of it still in flight is refused.
+    pub fn tombstone(expires_at: u64) -> Self {
+        Self {
+            client_id: String::new(),
+            scope: vec![],
+            subject: None,
+            auth_time: None,
+            current: String::new(),
+            expires_at,
+            latest: IssuedTokens::default(),
+            earlier: Vec::new(),
+            revoked: true,
+        }
+    }
 }
 
 /// `at:<digest>`: an opaque access token.
@@ -115,5 +159,37 @@ pub mod keys {
     }
     pub fn failures(kind: &str, who: &str) -> String {
         format!("bf:{kind}:{who}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(jti: &str, exp: u64) -> IssuedTokens {
+        IssuedTokens {
+            access_jti: jti.into(),
+            access_exp: exp,
+            ..IssuedTokens::default()
+        }
+    }
+
+    #[test]
+    fn a_family_remembers_its_live_access_tokens_within_a_bound() {
+        let mut family = RefreshFamily::tombstone(1000);
+        family.latest = access("a0", 100);
+        assert!(family.rotate_access(access("a1", 150), 10).is_empty());
+        let jtis = |f: &RefreshFamily| f.access_tokens().map(|t| t.access_jti.clone()).collect::<Vec<_>>();
+        assert_eq!(jtis(&family), ["a1", "a0"]);
+        // An expired one is forgotten.
+        assert!(family.rotate_access(access("a2", 200), 120).is_empty());
+        assert_eq!(jtis(&family), ["a2", "a1"]);
+        let mut pushed_out = Vec::new();
+        for i in 3..(MAX_EARLIER_ACCESS_TOKENS + 5) {
+            pushed_out.extend(family.rotate_access(access(&format!("a{i}"), 500), 130));
+        }
+        assert_eq!(family.earlier.len(), MAX_EARLIER_ACCESS_TOKENS);
+        let out: Vec<&str> = pushed_out.iter().map(|t| t.access_jti.as_str()).collect();
+        assert_eq!(out, ["a1", "a2", "a3"]);
     }
 }

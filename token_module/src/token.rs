@@ -381,7 +381,9 @@ impl OAuthProvider {
         issued.family_id = Some(family_id.clone());
         let mut rotated = family.clone();
         rotated.current = new_digest.clone();
-        rotated.latest = issued.clone();
+        for superseded in rotated.rotate_access(issued.clone(), now()) {
+            self.deny_access_token(&superseded).await?;
+        }
         let new_value = serde_json::to_vec(&rotated).map_err(|_| OAuthError::ServerError)?;
         if !self
             .store
