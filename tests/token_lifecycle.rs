@@ -69,3 +69,104 @@ async fn a_revocation_racing_a_refresh_leaves_nothing_valid() {
     eprintln!("the refresh won {refresh_won} of 40 rounds");
     let _ = metric_value;
 }
+
+const SPA_ID: &str = "spa";
+const SPA_REDIRECT: &str = "http://localhost:3000/callback";
+
+/// The demo config plus a public client (a single-page app: no secret, PKCE).
+fn with_public_client() -> [(&'static str, &'static str); 1] {
+    [(
+        "\n  users:\n",
+        "\n    - client_id: spa\n      public: true\n      grants: [authorization_code, refresh_token]\n      scopes: [petstore.r]\n      redirect_uris: [http://localhost:3000/callback]\n      token_format: jwt\n  users:\n",
+    )]
+}
+
+/// A code for `client_id` with an S256 challenge of `verifier`.
+async fn code_with_pkce(env: &OAuthEnv, client_id: &str, redirect: &str, verifier: &str) -> String {
+    let challenge = {
+        use base64::Engine;
+        use sha2_digest::digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest(verifier.as_bytes()))
+    };
+    let params = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let (status, query) = authorize(env, &params, "admin", "123456").await;
+    assert_eq!(status, 302, "{query:?}");
+    query.get("code").cloned().unwrap_or_else(|| panic!("a code in {query:?}"))
+}
+
+/// SHA-256 through aws-lc-rs, the project's own crypto library (a test dependency).
+mod sha2_digest {
+    pub fn digest(data: &[u8]) -> Vec<u8> {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().to_vec()
+    }
+}
+
+/// A replay revokes what the code produced only when it proves possession: the PKCE verifier
+/// when the code had a challenge. A wrong or missing verifier, or another client, gets
+/// `invalid_grant` and revokes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_replay_that_proves_nothing_revokes_nothing() {
+    let env = OAuthEnv::start(Backend::Redis, &with_public_client());
+    let verifier = "a".repeat(20) + &"b".repeat(23);
+    let wrong_verifier = "c".repeat(43);
+    let code = code_with_pkce(&env, SPA_ID, SPA_REDIRECT, &verifier).await;
+    let redeem = |verifier: Option<&str>, client_id: &str| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.clone()),
+            ("redirect_uri", SPA_REDIRECT.to_string()),
+            ("client_id", client_id.to_string()),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v.to_string()));
+        }
+        if client_id == EQDKP_ID {
+            form.push(("client_secret", EQDKP_SECRET.to_string()));
+        }
+        let env = &env;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token(env, None, &form).await
+        }
+    };
+    let spa_refresh = |rt: String| {
+        let env = &env;
+        async move {
+            token(
+                env,
+                None,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", SPA_ID)],
+            )
+            .await
+        }
+    };
+    let first = redeem(Some(&verifier), SPA_ID).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    let access = first.str("access_token").to_string();
+    let mut refresh_token = first.str("refresh_token").to_string();
+
+    for (what, verifier, client_id) in [
+        ("a wrong verifier", Some(wrong_verifier.as_str()), SPA_ID),
+        ("no verifier", None, SPA_ID),
+        ("another client", Some(verifier.as_str()), EQDKP_ID),
+    ] {
+        let replay = redeem(verifier, client_id).await;
+        assert_eq!((replay.status, replay.json["error"].as_str()), (400, Some("invalid_grant")), "{what}");
+        assert_eq!(introspect(&env, &access).await["active"], true, "{what} revoked the access token");
+        let rotated = spa_refresh(refresh_token.clone()).await;
+        assert_eq!(rotated.status, 200, "{what} revoked the refresh token: {}", rotated.json);
+        refresh_token = rotated.str("refresh_token").to_string();
+    }
+
+    // The holder of the verifier replaying: the code was stolen and used, so everything goes.
+    let replay = redeem(Some(&verifier), SPA_ID).await;
+    assert_eq!((replay.status, replay.json["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(introspect(&env, &access).await["active"], false);
+    assert_eq!(spa_refresh(refresh_token).await.status, 400);
+}

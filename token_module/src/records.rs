@@ -56,6 +56,12 @@ pub struct IssuedTokens {
 pub struct RedeemedCode {
     pub client_id: String,
     pub issued: IssuedTokens,
+    /// The code's PKCE challenge: a replay must prove it knows the verifier before it may
+    /// revoke anything.
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    #[serde(default)]
+    pub code_challenge_method: Option<String>,
 }
 
 /// `rtf:<family id>`: a refresh-token family. A refresh token starts with its family id (see

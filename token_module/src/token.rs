@@ -258,7 +258,8 @@ impl OAuthProvider {
             )
         };
         let Some(raw) = self.store.take(&keys::code(&digest)).await? else {
-            self.revoke_replayed_code(client, &digest).await?;
+            self.revoke_replayed_code(client, &digest, params.get("code_verifier"))
+                .await?;
             return Err(invalid());
         };
         let record: CodeRecord = serde_json::from_slice(&raw).map_err(|_| invalid())?;
@@ -280,7 +281,11 @@ impl OAuthProvider {
             }
             _ => {}
         }
-        verify_pkce(&record, params.get("code_verifier"))?;
+        verify_pkce(
+            record.code_challenge.as_deref(),
+            record.code_challenge_method.as_deref(),
+            params.get("code_verifier"),
+        )?;
 
         // Record what this code produces before producing it, so a replay racing with this
         // redemption can revoke it.
@@ -294,6 +299,8 @@ impl OAuthProvider {
         let redeemed = RedeemedCode {
             client_id: client.client_id.clone(),
             issued: issued.clone(),
+            code_challenge: record.code_challenge.clone(),
+            code_challenge_method: record.code_challenge_method.clone(),
         };
         let keep = self.config.refresh_token_ttl.max(client.access_token_ttl);
         let value = serde_json::to_vec(&redeemed).map_err(|_| OAuthError::ServerError)?;
@@ -325,9 +332,18 @@ impl OAuthProvider {
         })
     }
 
-    /// A used code came back from the client it was issued to: revoke what it produced
-    /// (RFC 6749 4.1.2 "SHOULD revoke … all tokens previously issued based on that code").
-    async fn revoke_replayed_code(&self, client: &Client, digest: &str) -> Result<(), OAuthError> {
+    /// A used code came back. RFC 6749 4.1.2 says to revoke what it produced, but only a
+    /// replay that proves it comes from the code's holder may do that (RFC 9700 2.1.1):
+    /// otherwise anyone who saw the code (browser history, a `Referer`, a log) could sign the
+    /// user out. Proof is the PKCE verifier when the code had a challenge, else the client's
+    /// authentication, which a public client does not have. A replay from another client or
+    /// without proof is refused (by the caller) and revokes nothing.
+    async fn revoke_replayed_code(
+        &self,
+        client: &Client,
+        digest: &str,
+        verifier: Option<&str>,
+    ) -> Result<(), OAuthError> {
         let key = keys::redeemed_code(digest);
         let Some(raw) = self.store.get(&key).await? else {
             return Ok(());
@@ -335,11 +351,26 @@ impl OAuthProvider {
         let Ok(redeemed) = serde_json::from_slice::<RedeemedCode>(&raw) else {
             return Ok(());
         };
-        if redeemed.client_id == client.client_id {
-            tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its tokens");
-            self.revoke_issued(&redeemed.issued).await?;
-            self.store.delete(&key).await?;
+        if redeemed.client_id != client.client_id {
+            return Ok(());
         }
+        let proven = match &redeemed.code_challenge {
+            Some(challenge) => verify_pkce(
+                Some(challenge),
+                redeemed.code_challenge_method.as_deref(),
+                verifier,
+            )
+            .is_ok(),
+            // Only a confidential client gets here authenticated.
+            None => !client.public,
+        };
+        if !proven {
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed without proof of possession; nothing revoked");
+            return Ok(());
+        }
+        tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its tokens");
+        self.revoke_issued(&redeemed.issued).await?;
+        self.store.delete(&key).await?;
         Ok(())
     }
 
@@ -410,10 +441,12 @@ impl OAuthProvider {
 }
 
 /// RFC 7636 4.6: the verifier must transform to the challenge stored with the code.
-fn verify_pkce(record: &CodeRecord, verifier: Option<&str>) -> Result<(), OAuthError> {
-    let mismatch =
-        || OAuthError::InvalidGrant("code_verifier does not match the code_challenge".into());
-    match (&record.code_challenge, verifier) {
+fn verify_pkce(
+    challenge: Option<&str>,
+    method: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    match (challenge, verifier) {
         (None, None) => Ok(()),
         (None, Some(_)) => Err(OAuthError::InvalidGrant(
             "no code_challenge was sent for this code".into(),
@@ -427,14 +460,16 @@ fn verify_pkce(record: &CodeRecord, verifier: Option<&str>) -> Result<(), OAuthE
                     "code_verifier must be 43 to 128 unreserved characters".into(),
                 ));
             }
-            let computed = match record.code_challenge_method.as_deref() {
+            let computed = match method {
                 Some("plain") => verifier.to_string(),
                 _ => random::pkce_s256(verifier),
             };
             if ct_eq(computed.as_bytes(), challenge.as_bytes()) {
                 Ok(())
             } else {
-                Err(mismatch())
+                Err(OAuthError::InvalidGrant(
+                    "code_verifier does not match the code_challenge".into(),
+                ))
             }
         }
     }
