@@ -21,7 +21,13 @@ async fn form_post(env: &OAuthEnv, path: &str, auth: &str, form: &[(&str, &str)]
 }
 
 async fn introspect(env: &OAuthEnv, token: &str) -> Value {
-    let (status, body) = form_post(env, "/oauth2/introspect", &light_basic(), &[("token", token)]).await;
+    let (status, body) = form_post(
+        env,
+        "/oauth2/introspect",
+        &light_basic(),
+        &[("token", token)],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -30,7 +36,10 @@ async fn refresh(env: &OAuthEnv, refresh_token: &str) -> TokenReply {
     token(
         env,
         Some(&light_basic()),
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
     )
     .await
 }
@@ -44,13 +53,23 @@ async fn a_revocation_racing_a_refresh_leaves_nothing_valid() {
     let mut refresh_won = 0;
     for round in 0..40 {
         let first = light_admin_password(&env).await;
-        let (rt0, at0) = (first.str("refresh_token").to_string(), first.str("access_token").to_string());
+        let (rt0, at0) = (
+            first.str("refresh_token").to_string(),
+            first.str("access_token").to_string(),
+        );
         let basic = light_basic();
-        let revoke_form = [("token", rt0.as_str()), ("token_type_hint", "refresh_token")];
+        let revoke_form = [
+            ("token", rt0.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
         let revoke = form_post(&env, "/oauth2/revoke", &basic, &revoke_form);
         let (refreshed, (revoked, _)) = tokio::join!(refresh(&env, &rt0), revoke);
         assert_eq!(revoked, 200, "round {round}");
-        assert_eq!(introspect(&env, &at0).await["active"], false, "round {round}: first access token");
+        assert_eq!(
+            introspect(&env, &at0).await["active"],
+            false,
+            "round {round}: first access token"
+        );
         if refreshed.status == 200 {
             refresh_won += 1;
             let at1 = refreshed.str("access_token");
@@ -64,10 +83,13 @@ async fn a_revocation_racing_a_refresh_leaves_nothing_valid() {
         } else {
             assert_eq!(refreshed.json["error"], "invalid_grant", "round {round}");
         }
-        assert_eq!(introspect(&env, &rt0).await["active"], false, "round {round}");
+        assert_eq!(
+            introspect(&env, &rt0).await["active"],
+            false,
+            "round {round}"
+        );
     }
     eprintln!("the refresh won {refresh_won} of 40 rounds");
-    let _ = metric_value;
 }
 
 const SPA_ID: &str = "spa";
@@ -97,13 +119,18 @@ async fn code_with_pkce(env: &OAuthEnv, client_id: &str, redirect: &str, verifie
     ];
     let (status, query) = authorize(env, &params, "admin", "123456").await;
     assert_eq!(status, 302, "{query:?}");
-    query.get("code").cloned().unwrap_or_else(|| panic!("a code in {query:?}"))
+    query
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("a code in {query:?}"))
 }
 
 /// SHA-256 through aws-lc-rs, the project's own crypto library (a test dependency).
 mod sha2_digest {
     pub fn digest(data: &[u8]) -> Vec<u8> {
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref().to_vec()
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+            .as_ref()
+            .to_vec()
     }
 }
 
@@ -141,7 +168,11 @@ async fn a_code_replay_that_proves_nothing_revokes_nothing() {
             token(
                 env,
                 None,
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", SPA_ID)],
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("client_id", SPA_ID),
+                ],
             )
             .await
         }
@@ -157,16 +188,163 @@ async fn a_code_replay_that_proves_nothing_revokes_nothing() {
         ("another client", Some(verifier.as_str()), EQDKP_ID),
     ] {
         let replay = redeem(verifier, client_id).await;
-        assert_eq!((replay.status, replay.json["error"].as_str()), (400, Some("invalid_grant")), "{what}");
-        assert_eq!(introspect(&env, &access).await["active"], true, "{what} revoked the access token");
+        assert_eq!(
+            (replay.status, replay.json["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{what}"
+        );
+        assert_eq!(
+            introspect(&env, &access).await["active"],
+            true,
+            "{what} revoked the access token"
+        );
         let rotated = spa_refresh(refresh_token.clone()).await;
-        assert_eq!(rotated.status, 200, "{what} revoked the refresh token: {}", rotated.json);
+        assert_eq!(
+            rotated.status, 200,
+            "{what} revoked the refresh token: {}",
+            rotated.json
+        );
         refresh_token = rotated.str("refresh_token").to_string();
     }
 
     // The holder of the verifier replaying: the code was stolen and used, so everything goes.
     let replay = redeem(Some(&verifier), SPA_ID).await;
-    assert_eq!((replay.status, replay.json["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (replay.status, replay.json["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     assert_eq!(introspect(&env, &access).await["active"], false);
     assert_eq!(spa_refresh(refresh_token).await.status, 400);
+}
+
+/// A token request sent from the loopback address `from` (127.0.0.x: every one is this host).
+async fn token_from(
+    env: &OAuthEnv,
+    from: [u8; 4],
+    authorization: Option<&str>,
+    form: &[(&str, &str)],
+) -> u16 {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .expect("client");
+    let mut req = http.post(env.token_url()).form(form);
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    req.send().await.expect("token request").status().as_u16()
+}
+
+const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+const USER: [u8; 4] = [127, 0, 0, 1];
+
+fn hillary(password: &str) -> [(&'static str, String); 4] {
+    [
+        ("client_id", EQDKP_ID.to_string()),
+        ("grant_type", "password".to_string()),
+        ("username", "Hillary".to_string()),
+        ("password", password.to_string()),
+    ]
+}
+
+fn pairs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    form.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Ten wrong passwords from one address block that address, not the user: the right
+/// password from another address is served. The same for a client's secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lockout_blocks_the_attacker_not_the_account() {
+    let env = OAuthEnv::start(Backend::Redis, &[]);
+    for _ in 0..10 {
+        assert_eq!(
+            token_from(&env, ATTACKER, None, &pairs(&hillary("guess"))).await,
+            400
+        );
+    }
+    assert_eq!(
+        token_from(&env, ATTACKER, None, &pairs(&hillary("12345678"))).await,
+        429,
+        "the attacker's address is blocked, even with the right password"
+    );
+    assert_eq!(
+        token_from(&env, USER, None, &pairs(&hillary("12345678"))).await,
+        200,
+        "the user, from an address of their own, is served"
+    );
+
+    let guess = format!("Basic {}", base64_basic(EQDKP_ID, "guess"));
+    let right = format!("Basic {}", base64_basic(EQDKP_ID, EQDKP_SECRET));
+    let revoke_form = [("token", "unknown")];
+    let revoke_from = |from: [u8; 4], auth: String| {
+        let env = &env;
+        async move {
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .local_address(std::net::IpAddr::from(from))
+                .build()
+                .expect("client");
+            http.post(env.gw.url("/oauth2/revoke"))
+                .header("authorization", auth)
+                .form(&revoke_form)
+                .send()
+                .await
+                .expect("revoke")
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(revoke_from([127, 0, 0, 3], guess.clone()).await, 401);
+    }
+    assert_eq!(
+        revoke_from([127, 0, 0, 3], right.clone()).await,
+        429,
+        "the guessing address is blocked"
+    );
+    assert_eq!(
+        revoke_from(USER, right).await,
+        200,
+        "the client, from its own address, is served"
+    );
+}
+
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+}
+
+/// Past `account_max_failures` from all addresses together, attempts on the account are
+/// slowed down, never refused: the right password from a fresh address still succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_failures_on_an_account_slow_it_down_without_locking_it() {
+    let env = OAuthEnv::start(
+        Backend::Memory,
+        &[(
+            "max_failures: 10",
+            "max_failures: 2\n    account_max_failures: 4\n    max_delay_ms: 300",
+        )],
+    );
+    for last in 2..=4u8 {
+        for _ in 0..2 {
+            assert_eq!(
+                token_from(&env, [127, 0, 1, last], None, &pairs(&hillary("guess"))).await,
+                400
+            );
+        }
+    }
+    assert_eq!(
+        token_from(&env, [127, 0, 1, 2], None, &pairs(&hillary("12345678"))).await,
+        429
+    );
+    let before =
+        metric_value(&env.gw.metrics().await, "tollgate_auth_throttled_total").unwrap_or(0.0);
+    assert_eq!(
+        token_from(&env, USER, None, &pairs(&hillary("12345678"))).await,
+        200
+    );
+    let after =
+        metric_value(&env.gw.metrics().await, "tollgate_auth_throttled_total").unwrap_or(0.0);
+    assert_eq!(after - before, 1.0, "the attempt was slowed down");
 }

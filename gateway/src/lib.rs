@@ -157,6 +157,7 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
             let provider = token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))
                 .map_err(|e| format!("oauth: {e}"))?;
             metrics.mirror(&metrics.hash_verifications, provider.hash_verifications());
+            metrics.mirror(&metrics.auth_throttled, provider.throttled_attempts());
             Some(crate::oauth::OAuthEndpoints {
                 provider,
                 metrics: Arc::clone(&metrics),

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub token_failures: IntCounterVec,
     /// Argon2 verifications of client secrets and passwords (mirrored from the provider).
     pub hash_verifications: IntCounter,
+    /// Authentication attempts slowed down because their account had many failures.
+    pub auth_throttled: IntCounter,
     /// Counters kept elsewhere as atomics, copied into their Prometheus counter when rendered.
     mirrors: Mutex<Vec<(IntCounter, Arc<AtomicU64>)>>,
     /// Bearer-token checks on protected routes, by result (`valid`, `valid_cached`,
@@ -70,6 +72,11 @@ impl Metrics {
             "Argon2 verifications of client secrets and passwords (unknown identities included).",
         )?;
         registry.register(Box::new(hash_verifications.clone()))?;
+        let auth_throttled = IntCounter::new(
+            "tollgate_auth_throttled_total",
+            "Client or user authentications slowed down: their account had many recent failures.",
+        )?;
+        registry.register(Box::new(auth_throttled.clone()))?;
         let tokens_issued = IntCounterVec::new(
             Opts::new(
                 "tollgate_oauth_tokens_issued_total",
@@ -98,6 +105,7 @@ impl Metrics {
             token_failures,
             bearer_checks,
             hash_verifications,
+            auth_throttled,
             mirrors: Mutex::default(),
         })
     }

@@ -134,9 +134,16 @@ pub mod file {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields, default)]
     pub struct BruteForce {
-        /// Failed client authentications or password logins allowed per client_id, per
-        /// username and per source address within the window; past it, 429. Default: 10.
+        /// Failed client authentications or password logins allowed per (client_id or
+        /// username, source address) and per source address within the window; past it that
+        /// address gets 429 for that account. Default: 10.
         pub max_failures: u64,
+        /// Failures per client_id or username from all addresses together past which every
+        /// attempt on that account is slowed down (never refused, so that no one can lock a
+        /// user out). Default: 100.
+        pub account_max_failures: u64,
+        /// The longest such slow-down, in milliseconds. Default: 5000.
+        pub max_delay_ms: u64,
         /// The counting window, from the first failure. Default: 300.
         pub window_seconds: u64,
     }
@@ -145,6 +152,8 @@ pub mod file {
         fn default() -> Self {
             Self {
                 max_failures: 10,
+                account_max_failures: 100,
+                max_delay_ms: 5000,
                 window_seconds: 300,
             }
         }
@@ -350,6 +359,8 @@ pub struct OAuthConfig {
     pub code_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub max_failures: u64,
+    pub account_max_failures: u64,
+    pub max_failure_delay: Duration,
     pub failure_window: Duration,
     pub keys: KeySet,
     pub clients: HashMap<String, Client>,
@@ -386,6 +397,12 @@ impl OAuthConfig {
         }
         if f.max_body_bytes == 0 {
             return Err(ConfigError::new("max_body_bytes", "must be at least 1"));
+        }
+        if f.brute_force.account_max_failures < f.brute_force.max_failures {
+            return Err(ConfigError::new(
+                "brute_force.account_max_failures",
+                "must be at least brute_force.max_failures",
+            ));
         }
         for (key, secs) in [
             ("code_ttl_seconds", f.code_ttl_seconds),
@@ -480,6 +497,8 @@ impl OAuthConfig {
             code_ttl: Duration::from_secs(f.code_ttl_seconds),
             refresh_token_ttl: Duration::from_secs(f.refresh_token_ttl_seconds),
             max_failures: f.brute_force.max_failures,
+            account_max_failures: f.brute_force.account_max_failures,
+            max_failure_delay: Duration::from_millis(f.brute_force.max_delay_ms),
             failure_window: Duration::from_secs(f.brute_force.window_seconds),
             keys,
             clients,

@@ -49,20 +49,41 @@ pub(crate) struct AuthenticatedClient<'a> {
     pub secret: Option<String>,
 }
 
-/// The brute-force counters an authentication attempt counts against: the identity it names
-/// (`kind` is `client` or `user`) and the address it came from.
+/// The brute-force counters an authentication attempt counts against (`kind` is `client` or
+/// `user`). The policy: an address that fails `max_failures` times for one account, or for
+/// any accounts, is refused (429) for the window; the account itself is never locked, since
+/// anyone could then lock anyone out from an address of their own. Past
+/// `account_max_failures` failures from all addresses together, every attempt on the account
+/// is slowed down instead (a growing, bounded delay), so a correct credential from an address
+/// under its own budget still succeeds.
 pub(crate) struct FailureCounters {
-    keys: Vec<String>,
+    /// Per (account, address): refused past `max_failures`.
+    pair: String,
+    /// Per address, whatever the account: refused past `max_failures`.
+    address: Option<String>,
+    /// Per account, every address: slowed down past `account_max_failures`.
+    account: String,
 }
 
 impl FailureCounters {
     fn new(kind: &str, id: &str, client_ip: Option<IpAddr>) -> Self {
-        let mut keys = vec![keys::failures(kind, id)];
-        if let Some(ip) = client_ip {
-            keys.push(keys::failures("ip", &ip.to_string()));
+        let ip = client_ip.map_or_else(|| "local".to_string(), |ip| ip.to_string());
+        Self {
+            pair: keys::failures_from(kind, id, &ip),
+            address: client_ip.map(|_| keys::failures("ip", &ip)),
+            account: keys::failures(kind, id),
         }
-        Self { keys }
     }
+}
+
+/// The slow-down of an attempt on an account with `count` recent failures: none up to
+/// `threshold`, then 100 ms doubling with each further failure, at most `max`.
+pub(crate) fn failure_delay(count: u64, threshold: u64, max: Duration) -> Duration {
+    if count < threshold {
+        return Duration::ZERO;
+    }
+    let doublings = (count - threshold).min(16);
+    (Duration::from_millis(100) * (1u32 << doublings)).min(max)
 }
 
 /// The OAuth 2.0 authorization server Tollgate embeds.
@@ -72,6 +93,8 @@ pub struct OAuthProvider {
     pub(crate) verifier: SecretVerifier,
     pub(crate) token_cache: crate::validate::TokenCache,
     pub(crate) not_revoked: crate::validate::NotRevokedCache,
+    /// Attempts slowed down because their account had many failures.
+    pub(crate) throttled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for OAuthProvider {
@@ -108,6 +131,7 @@ impl OAuthProvider {
             verifier,
             token_cache,
             not_revoked,
+            throttled: Arc::default(),
         })
     }
 
@@ -115,32 +139,52 @@ impl OAuthProvider {
         &self.config
     }
 
+    /// The count of authentication attempts slowed down by the per-account failure count.
+    pub fn throttled_attempts(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.throttled)
+    }
+
     /// The count of argon2 verifications run (known and unknown identities alike).
     pub fn hash_verifications(&self) -> Arc<std::sync::atomic::AtomicU64> {
         Arc::clone(&self.verifier.verifications)
     }
 
-    /// Fails with 429 when any of the counters in `who` has reached the limit.
+    async fn failures(&self, key: &str) -> Result<u64, OAuthError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+            .unwrap_or(0))
+    }
+
+    /// Fails with 429 when this address has used up its budget (for this account or in
+    /// all), and waits first when the account has had many failures from everywhere (see
+    /// [`FailureCounters`]).
     pub(crate) async fn check_failures(&self, who: &FailureCounters) -> Result<(), OAuthError> {
-        for key in &who.keys {
-            let count = self
-                .store
-                .get(key)
-                .await?
-                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
-                .unwrap_or(0);
-            if count >= self.config.max_failures {
+        for key in std::iter::once(&who.pair).chain(&who.address) {
+            if self.failures(key).await? >= self.config.max_failures {
                 return Err(OAuthError::TooManyAttempts {
                     retry_after_secs: self.config.failure_window.as_secs(),
                 });
             }
         }
+        let delay = failure_delay(
+            self.failures(&who.account).await?,
+            self.config.account_max_failures,
+            self.config.max_failure_delay,
+        );
+        if !delay.is_zero() {
+            self.throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
         Ok(())
     }
 
-    /// Counts a failure against each of `who`.
+    /// Counts a failure against each of `who`'s counters.
     pub(crate) async fn record_failure(&self, who: &FailureCounters) -> Result<(), OAuthError> {
-        for key in &who.keys {
+        for key in [&who.pair, &who.account].into_iter().chain(&who.address) {
             self.store.incr(key, self.config.failure_window).await?;
         }
         Ok(())
@@ -446,7 +490,11 @@ impl OAuthProvider {
             };
             let Ok(mut family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
                 // Unreadable: nothing in it can be denied, but it must not be used again.
-                if self.store.compare_and_swap(&key, &raw, &tombstone()?, ttl).await? {
+                if self
+                    .store
+                    .compare_and_swap(&key, &raw, &tombstone()?, ttl)
+                    .await?
+                {
                     return Ok(());
                 }
                 continue;
@@ -503,5 +551,19 @@ fn presented_client(
                 basic: false,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_slow_down_grows_and_is_bounded() {
+        let max = Duration::from_secs(5);
+        let ms = |count| failure_delay(count, 100, max).as_millis();
+        assert_eq!([ms(0), ms(99)], [0, 0]);
+        assert_eq!([ms(100), ms(101), ms(102), ms(105)], [100, 200, 400, 3200]);
+        assert_eq!([ms(106), ms(1000), ms(u64::MAX)], [5000, 5000, 5000]);
     }
 }

@@ -163,8 +163,13 @@ pub mod keys {
     pub fn denied_jti(jti: &str) -> String {
         format!("deny:{jti}")
     }
+    /// Failed authentications of one client or user (`kind`), from every address.
     pub fn failures(kind: &str, who: &str) -> String {
         format!("bf:{kind}:{who}")
+    }
+    /// Failed authentications of one client or user from one address.
+    pub fn failures_from(kind: &str, who: &str, ip: &str) -> String {
+        format!("bf:{kind}@{ip}:{who}")
     }
 }
 
@@ -185,7 +190,11 @@ mod tests {
         let mut family = RefreshFamily::tombstone(1000);
         family.latest = access("a0", 100);
         assert!(family.rotate_access(access("a1", 150), 10).is_empty());
-        let jtis = |f: &RefreshFamily| f.access_tokens().map(|t| t.access_jti.clone()).collect::<Vec<_>>();
+        let jtis = |f: &RefreshFamily| {
+            f.access_tokens()
+                .map(|t| t.access_jti.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(jtis(&family), ["a1", "a0"]);
         // An expired one is forgotten.
         assert!(family.rotate_access(access("a2", 200), 120).is_empty());
