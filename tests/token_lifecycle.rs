@@ -348,3 +348,131 @@ async fn many_failures_on_an_account_slow_it_down_without_locking_it() {
         metric_value(&env.gw.metrics().await, "tollgate_auth_throttled_total").unwrap_or(0.0);
     assert_eq!(after - before, 1.0, "the attempt was slowed down");
 }
+
+/// A gateway with the demo OAuth config on `redis`.
+fn gateway_on(redis: &common::RedisServer) -> common::Gateway {
+    common::Gateway::start(common::GatewayOptions {
+        store_url: redis.url(),
+        extra_yaml: demo_oauth_yaml(&[]),
+        ..Default::default()
+    })
+}
+
+async fn evicting_gauge(gw: &common::Gateway) -> Option<f64> {
+    metric_value(&gw.metrics().await, "tollgate_store_evicting_policy")
+}
+
+async fn readyz(gw: &common::Gateway) -> u16 {
+    client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .status()
+        .as_u16()
+}
+
+const EVICTION_WARNING: &str = "maxmemory-policy can evict keys";
+
+/// An evicting Redis is reported at start (once in the log, and as a gauge) and on every
+/// `/readyz`; switching it to `noeviction` clears the gauge.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evicting_redis_is_reported() {
+    let redis = common::RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let gw = gateway_on(&redis);
+    // The start-up check runs in the background: wait for it (a wait, not a timing claim).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while evicting_gauge(&gw).await != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no start-up report:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(readyz(&gw).await, 200, "an evicting Redis still serves");
+    }
+    assert_eq!(
+        gw.log().matches(EVICTION_WARNING).count(),
+        1,
+        "warned once:\n{}",
+        gw.log()
+    );
+    assert!(gw.log().contains("allkeys-lru"));
+    assert_eq!(
+        redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        "OK"
+    );
+    assert_eq!(readyz(&gw).await, 200);
+    assert_eq!(evicting_gauge(&gw).await, Some(0.0));
+}
+
+/// `noeviction` is fine, and a Redis that refuses `CONFIG` (as managed services do) is
+/// tolerated: the policy is unknown, not an outage.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_safe_or_silent_redis_is_not_reported() {
+    for args in [
+        &["--maxmemory-policy", "noeviction"][..],
+        &["--rename-command", "CONFIG", ""][..],
+    ] {
+        let redis = common::RedisServer::start_with(args);
+        let gw = gateway_on(&redis);
+        assert_eq!(readyz(&gw).await, 200, "{args:?}");
+        assert_eq!(evicting_gauge(&gw).await, Some(0.0), "{args:?}");
+        assert!(
+            !gw.log().contains(EVICTION_WARNING),
+            "{args:?}:\n{}",
+            gw.log()
+        );
+        assert!(
+            !gw.log().contains("store call failed"),
+            "{args:?}:\n{}",
+            gw.log()
+        );
+    }
+}
+
+/// With Redis full (and not evicting), every grant that must keep something fails with 503
+/// and hands out nothing; one that keeps nothing (a JWT by client_credentials) still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_redis_fails_writes_with_503_and_issues_nothing() {
+    let redis = common::RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let gw = gateway_on(&redis);
+    let env = OAuthEnv { gw, redis: None };
+    let before = light_admin_password(&env).await;
+    assert_eq!(before.status, 200);
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "1"]), "OK");
+    let password = light_admin_password(&env).await;
+    assert_eq!(
+        (password.status, password.json["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    assert!(
+        password.json.get("access_token").is_none() && password.json.get("refresh_token").is_none()
+    );
+    let opaque = hillary_token(&env, None).await;
+    assert_eq!(opaque.status, 503, "{}", opaque.json);
+    assert!(opaque.json.get("access_token").is_none());
+    let rotated = refresh(&env, before.str("refresh_token")).await;
+    assert_eq!(rotated.status, 503, "{}", rotated.json);
+    let (status, _) = form_post(
+        &env,
+        "/oauth2/revoke",
+        &light_basic(),
+        &[("token", before.str("refresh_token"))],
+    )
+    .await;
+    assert_eq!(
+        status, 503,
+        "a revocation that cannot be kept is not acknowledged"
+    );
+    assert_eq!(
+        light_client_credentials(&env, None).await.status,
+        200,
+        "a JWT keeps nothing in the store"
+    );
+    // Room again: the refresh token that could not be rotated still works.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
+    assert_eq!(refresh(&env, before.str("refresh_token")).await.status, 200);
+}

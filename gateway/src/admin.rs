@@ -1,4 +1,5 @@
-//! The admin listener: `/healthz` (the process is alive), `/readyz` (the store answers) and
+//! The admin listener: `/healthz` (the process is alive), `/readyz` (the store answers; its
+//! eviction policy is checked on the way) and
 //! `/metrics` (Prometheus text). It should be bound to a private address.
 
 use std::sync::Arc;
@@ -10,10 +11,12 @@ use pingora::protocols::http::ServerSession;
 use token_module::Store;
 
 use crate::metrics::Metrics;
+use crate::store::EvictionWatch;
 
 pub struct AdminApp {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    pub eviction: Arc<EvictionWatch>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -38,7 +41,10 @@ impl ServeHttp for AdminApp {
         match session.req_header().uri.path() {
             "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "alive"})),
             "/readyz" => match self.store.ping().await {
-                Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+                Ok(()) => {
+                    self.eviction.check().await;
+                    json(StatusCode::OK, serde_json::json!({"status": "ready"}))
+                }
                 Err(e) => json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     serde_json::json!({"status": "not ready", "store": e.to_string()}),

@@ -30,7 +30,7 @@ use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
-use crate::store::MeteredStore;
+use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -193,8 +193,21 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
     }
     server.add_service(proxy);
 
+    let eviction = Arc::new(EvictionWatch::new(
+        Arc::clone(&store),
+        metrics.store_evicting_policy.clone(),
+    ));
+    server.add_service(pingora::services::background::background_service(
+        "store eviction policy",
+        EvictionCheckAtStart(Arc::clone(&eviction)),
+    ));
     if let Some(address) = config.admin {
-        let mut admin = Service::new("tollgate admin".to_string(), AdminApp { store, metrics });
+        let app = AdminApp {
+            store,
+            metrics,
+            eviction,
+        };
+        let mut admin = Service::new("tollgate admin".to_string(), app);
         admin.add_tcp(&address.to_string());
         server.add_service(admin);
         tracing::info!(%address, "admin listening");

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub hash_verifications: IntCounter,
     /// Authentication attempts slowed down because their account had many failures.
     pub auth_throttled: IntCounter,
+    /// 1 when the store's eviction policy can drop keys (Redis `maxmemory-policy`).
+    pub store_evicting_policy: prometheus::IntGauge,
     /// Counters kept elsewhere as atomics, copied into their Prometheus counter when rendered.
     mirrors: Mutex<Vec<(IntCounter, Arc<AtomicU64>)>>,
     /// Bearer-token checks on protected routes, by result (`valid`, `valid_cached`,
@@ -77,6 +79,11 @@ impl Metrics {
             "Client or user authentications slowed down: their account had many recent failures.",
         )?;
         registry.register(Box::new(auth_throttled.clone()))?;
+        let store_evicting_policy = prometheus::IntGauge::new(
+            "tollgate_store_evicting_policy",
+            "1 when the store's eviction policy (Redis maxmemory-policy) can drop codes, tokens or revocations.",
+        )?;
+        registry.register(Box::new(store_evicting_policy.clone()))?;
         let tokens_issued = IntCounterVec::new(
             Opts::new(
                 "tollgate_oauth_tokens_issued_total",
@@ -106,6 +113,7 @@ impl Metrics {
             bearer_checks,
             hash_verifications,
             auth_throttled,
+            store_evicting_policy,
             mirrors: Mutex::default(),
         })
     }

@@ -88,4 +88,55 @@ impl Store for MeteredStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.observe("ping", self.inner.ping().await)
     }
+
+    async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        self.observe("eviction_policy", self.inner.eviction_policy().await)
+    }
+}
+
+/// Watches the store's eviction policy: at start and on every `/readyz`. A policy that can
+/// evict (anything but `noeviction`; the `volatile-*` ones too, since every key Tollgate
+/// writes has a TTL) is logged once as a warning and exported as
+/// `tollgate_store_evicting_policy 1`.
+pub struct EvictionWatch {
+    store: Arc<dyn Store>,
+    evicting: prometheus::IntGauge,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl EvictionWatch {
+    pub fn new(store: Arc<dyn Store>, evicting: prometheus::IntGauge) -> Self {
+        Self {
+            store,
+            evicting,
+            warned: Default::default(),
+        }
+    }
+
+    /// Asks the store for its policy and reports it. A store that is down or will not say is
+    /// left as last seen (`/readyz` reports the outage itself).
+    pub async fn check(&self) {
+        let Ok(Some(policy)) = self.store.eviction_policy().await else {
+            return;
+        };
+        let evicting = policy != "noeviction";
+        self.evicting.set(i64::from(evicting));
+        if evicting && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                %policy,
+                "the Redis maxmemory-policy can evict keys: authorization codes, refresh tokens and revocations may be lost; set `maxmemory-policy noeviction`"
+            );
+        }
+    }
+}
+
+/// The start-up check of an [`EvictionWatch`], as a Pingora background service.
+pub struct EvictionCheckAtStart(pub Arc<EvictionWatch>);
+
+#[async_trait]
+impl pingora::services::background::BackgroundService for EvictionCheckAtStart {
+    /// Checks once at start; `/readyz` checks again on every call.
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        self.0.check().await;
+    }
 }

@@ -48,15 +48,23 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments, kept for restarts.
+    args: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// With more `redis-server` arguments (`--maxmemory-policy allkeys-lru`).
+    pub fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut redis = Self {
             port: free_port(),
             child: None,
             dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         redis.restart();
         redis
@@ -87,7 +95,8 @@ impl RedisServer {
     /// Starts the server again on the same port and waits until it answers PING.
     pub fn restart(&mut self) {
         self.kill();
-        let child = spawn_redis(self.port, self.dir.path(), &[]);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let child = spawn_redis(self.port, self.dir.path(), &args);
         self.child = Some(child);
         let port = self.port;
         wait_until(

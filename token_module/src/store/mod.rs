@@ -77,6 +77,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the backend answers; `/readyz` reports this.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The backend's eviction policy (Redis `maxmemory-policy`), when it has one and tells
+    /// it. Codes, refresh families and revocations are state, not cache: a policy other than
+    /// `noeviction` can silently drop them. Default: `None` (nothing is ever evicted).
+    async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Where the store lives, parsed from the `store.url` setting.

@@ -167,6 +167,25 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// The value in a `CONFIG GET maxmemory-policy` reply: `[name, value]` (RESP2) or a map
+/// (RESP3); from a cluster, possibly one such reply per node, of which the first.
+fn policy_from_reply(value: &Value) -> Option<String> {
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) if items.len() == 2 && text(&items[0]).is_some() => text(&items[1]),
+        Value::Array(items) => items.iter().find_map(policy_from_reply),
+        Value::Map(pairs) => pairs.iter().find_map(|(k, v)| match text(k) {
+            Some(_) => text(v).or_else(|| policy_from_reply(v)),
+            None => None,
+        }),
+        _ => None,
+    }
+}
+
 fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -246,6 +265,32 @@ impl Store for RedisStore {
                 .await
         })
         .await
+    }
+
+    /// `CONFIG GET maxmemory-policy`. A Redis that refuses `CONFIG` (renamed or disabled, as
+    /// managed services do) is not an error: the policy is then unknown (`None`).
+    async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("maxmemory-policy");
+        let reply = self
+            .run(|mut c| async move {
+                match cmd.query_async::<Value>(&mut c).await {
+                    Ok(value) => Ok(Some(value)),
+                    // The server answered, with an error of its own: CONFIG is not allowed.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                        ) =>
+                    {
+                        tracing::debug!(error = %e, "the store refuses CONFIG GET");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        Ok(reply.and_then(|value| policy_from_reply(&value)))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
