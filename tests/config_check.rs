@@ -96,6 +96,13 @@ fn mistakes_name_the_file_and_the_key() {
             "server:\n  escaped_slashes: keep\nroutes:\n  - path_prefix: /a%2fb\n    upstreams: [127.0.0.1:1]\n",
             &["routes[0].path_prefix", "write `/a%2Fb`"],
         ),
+        (
+            "absurd route timeout",
+            "routes:\n  - path_prefix: /a\n    upstreams: [127.0.0.1:1]\n    read_timeout_ms: 18446744073709551615\n",
+            &["routes[0].read_timeout_ms", "at most 3600000"],
+        ),
+        ("absurd store timeout", "store:\n  timeout_ms: 100000000\n", &["store.timeout_ms", "at most 60000"]),
+        ("absurd grace period", "server:\n  grace_period_seconds: 99999999\n", &["server.grace_period_seconds", "at most"]),
         ("bad escaped_slashes", "server:\n  escaped_slashes: decode\n", &["server.escaped_slashes", "unknown variant `decode`"]),
         ("bad path_parameters", "server:\n  path_parameters: strip\n", &["server.path_parameters", "unknown variant `strip`"]),
         (
@@ -132,6 +139,36 @@ fn mistakes_name_the_file_and_the_key() {
             "custom grant for an untrusted client",
             "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients:\n    - {client_id: c, public: true, grants: [client_authenticated_user], scopes: [a]}\n",
             &["oauth.clients[0].grants[0]", "trusted"],
+        ),
+        (
+            "absurd access-token lifetime",
+            "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients:\n    - {client_id: c, public: true, grants: [authorization_code], redirect_uris: [\"https://c/cb\"], scopes: [a], access_token_ttl_seconds: 18446744073709551615}\n",
+            &["oauth.clients[0].access_token_ttl_seconds", "at most 604800"],
+        ),
+        (
+            "absurd refresh-token lifetime",
+            "oauth:\n  refresh_token_ttl_seconds: 18446744073709551615\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients: []\n",
+            &["oauth.refresh_token_ttl_seconds", "at most"],
+        ),
+        (
+            "absurd code lifetime",
+            "oauth:\n  code_ttl_seconds: 86400\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients: []\n",
+            &["oauth.code_ttl_seconds", "at most 3600"],
+        ),
+        (
+            "absurd leeway",
+            "oauth:\n  leeway_seconds: 100000\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients: []\n",
+            &["oauth.leeway_seconds", "at most 300"],
+        ),
+        (
+            "unknown token profile",
+            "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients:\n    - {client_id: c, public: true, grants: [authorization_code], redirect_uris: [\"https://c/cb\"], scopes: [a], token_profile: rfc7519}\n",
+            &["oauth.clients[0].token_profile", "rfc7519"],
+        ),
+        (
+            "account threshold under the address threshold",
+            "oauth:\n  brute_force: {max_failures: 10, account_max_failures: 5}\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients: []\n",
+            &["oauth.brute_force.account_max_failures"],
         ),
         (
             "unknown oauth key",

@@ -476,3 +476,360 @@ async fn a_full_redis_fails_writes_with_503_and_issues_nothing() {
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
     assert_eq!(refresh(&env, before.str("refresh_token")).await.status, 200);
 }
+
+const RS_ID: &str = "resource-client";
+
+/// The demo config plus a client on the default token profile (RFC 9068), sharing the
+/// light-oauth2 client's secret, and a protected route to an echo upstream.
+async fn rfc9068_env() -> OAuthEnv {
+    let demo = std::fs::read_to_string(common::repo_root().join("conf/gateway.yaml"))
+        .expect("demo config");
+    let hash_line = demo
+        .lines()
+        .find(|l| l.trim_start().starts_with("secret_hash:"))
+        .expect("a secret hash")
+        .trim()
+        .to_string();
+    let client = format!(
+        "\n    - client_id: {RS_ID}\n      {hash_line}\n      grants: [client_credentials, password, refresh_token]\n      scopes: [petstore.r, petstore.w]\n      audience: urn:petstore\n  users:\n"
+    );
+    let up = common::start_upstream("svc").await;
+    let routes = format!("  - path_prefix: /v1/pets\n    upstreams: [\"{up}\"]\n    auth: {{scopes: [petstore.r]}}\n");
+    OAuthEnv::start_with(
+        Backend::Memory,
+        &[("\n  users:\n", client.as_str())],
+        routes,
+        "",
+    )
+}
+
+fn rs_basic() -> String {
+    format!("Basic {}", base64_basic(RS_ID, LIGHT_SECRET))
+}
+
+/// Checks a token with jsonwebtoken and the demo public key, as a standard resource server
+/// would; returns its header and claims.
+fn verify_independently(
+    token: &str,
+    audience: &str,
+    issuer: &str,
+) -> (jsonwebtoken::Header, Value) {
+    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+    let header = decode_header(token).expect("header");
+    let pem = std::fs::read(common::repo_root().join("conf/keys/demo-rs256-100.pub.pem"))
+        .expect("public key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = decode::<Value>(
+        token,
+        &DecodingKey::from_rsa_pem(&pem).expect("key"),
+        &validation,
+    )
+    .expect("verifies")
+    .claims;
+    (header, claims)
+}
+
+async fn get_pets(env: &OAuthEnv, token: &str) -> (u16, Value) {
+    let resp = client()
+        .get(env.gw.url("/v1/pets"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A client on the RFC 9068 profile gets `typ: at+jwt` tokens with `sub`, `client_id` and a
+/// string `scope`, which a standard library verifies and Tollgate's own routes accept; the
+/// light-oauth2 client keeps its seed shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc9068_access_tokens_end_to_end() {
+    let env = rfc9068_env().await;
+    let issuer = "https://localhost:6882";
+    let cc = token(
+        &env,
+        Some(&rs_basic()),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(cc.status, 200, "{}", cc.json);
+    let (header, claims) = verify_independently(cc.str("access_token"), "urn:petstore", issuer);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.kid.as_deref(), Some("100"));
+    assert_eq!(claims["sub"], RS_ID, "no user: sub is the client");
+    assert_eq!(claims["client_id"], RS_ID);
+    assert_eq!(claims["scope"], "petstore.r petstore.w");
+    for claim in ["iat", "exp", "jti"] {
+        assert!(claims.get(claim).is_some(), "{claim} in {claims}");
+    }
+    assert!(claims.get("user_id").is_none(), "{claims}");
+    let (status, echo) = get_pets(&env, cc.str("access_token")).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["headers"]["x-client-id"][0], RS_ID);
+    assert_eq!(echo["headers"]["x-scopes"][0], "petstore.r petstore.w");
+    assert!(
+        echo["headers"].get("x-user-id").is_none(),
+        "the client is no user: {echo}"
+    );
+    assert_eq!(
+        introspect(&env, cc.str("access_token")).await["scope"],
+        "petstore.r petstore.w"
+    );
+
+    let form = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", "123456"),
+        ("scope", "petstore.r"),
+    ];
+    let user = token(&env, Some(&rs_basic()), &form).await;
+    assert_eq!(user.status, 200, "{}", user.json);
+    let (_, claims) = verify_independently(user.str("access_token"), "urn:petstore", issuer);
+    assert_eq!(
+        (claims["sub"].as_str(), claims["scope"].as_str()),
+        (Some("admin"), Some("petstore.r"))
+    );
+    let (status, echo) = get_pets(&env, user.str("access_token")).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["headers"]["x-user-id"][0], "admin");
+    assert_eq!(echo["headers"]["x-user-type"][0], "admin");
+    let rotated = refresh_as(&env, &rs_basic(), user.str("refresh_token")).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.json);
+    let (header, claims) =
+        verify_independently(rotated.str("access_token"), "urn:petstore", issuer);
+    assert_eq!(
+        (header.typ.as_deref(), claims["sub"].as_str()),
+        (Some("at+jwt"), Some("admin"))
+    );
+
+    // The seed client keeps the light-oauth2 shape.
+    let light = light_client_credentials(&env, None).await;
+    let (header, claims) = verify_independently_light(light.str("access_token"));
+    assert_eq!(header.typ, None);
+    assert!(claims["scope"].is_array(), "{claims}");
+    assert_eq!(get_pets(&env, light.str("access_token")).await.0, 200);
+}
+
+fn verify_independently_light(token: &str) -> (jsonwebtoken::Header, Value) {
+    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+    let header = decode_header(token).expect("header");
+    let pem = std::fs::read(common::repo_root().join("conf/keys/demo-rs256-100.pub.pem"))
+        .expect("public key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["urn:com.networknt"]);
+    let claims = decode::<Value>(
+        token,
+        &DecodingKey::from_rsa_pem(&pem).expect("key"),
+        &validation,
+    )
+    .expect("verifies")
+    .claims;
+    (header, claims)
+}
+
+async fn refresh_as(env: &OAuthEnv, basic: &str, refresh_token: &str) -> TokenReply {
+    token(
+        env,
+        Some(basic),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+/// Signs `claims` with the demo key (kid 100) and header `typ`.
+fn sign_with_typ(claims: &Value, typ: Option<&str>) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let pem = std::fs::read(common::repo_root().join("conf/keys/demo-rs256-100.pem")).expect("key");
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("100".into());
+    header.typ = typ.map(str::to_string);
+    encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(&pem).expect("RSA key"),
+    )
+    .expect("sign")
+}
+
+/// RFC 8725 explicit typing: a token of an RFC 9068 client must say `at+jwt`; the validator
+/// takes `scope` in either shape; id_tokens stay refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc9068_tokens_must_be_typed() {
+    let env = rfc9068_env().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = |client_id: &str, iss: &str, aud: &str, jti: &str, scope: Value| {
+        serde_json::json!({
+            "iss": iss, "aud": aud, "exp": now + 300, "iat": now, "jti": jti,
+            "sub": "admin", "client_id": client_id, "scope": scope,
+        })
+    };
+    let rs = |jti: &str, scope: Value| {
+        claims(RS_ID, "https://localhost:6882", "urn:petstore", jti, scope)
+    };
+    for (typ, scope, want) in [
+        (Some("at+jwt"), Value::from("petstore.r petstore.w"), 200),
+        (Some("application/at+jwt"), Value::from("petstore.r"), 200),
+        (Some("AT+JWT"), serde_json::json!(["petstore.r"]), 200),
+        (None, Value::from("petstore.r"), 401),
+        (Some("JWT"), Value::from("petstore.r"), 401),
+        (Some("at+jwt"), Value::from("petstore.w"), 403),
+    ] {
+        let jti = format!("typ-{}-{}", typ.unwrap_or("none"), want);
+        let (status, echo) = get_pets(&env, &sign_with_typ(&rs(&jti, scope.clone()), typ)).await;
+        assert_eq!(status, want, "typ {typ:?}, scope {scope}: {echo}");
+        if want == 200 {
+            assert_eq!(echo["headers"]["x-user-id"][0], "admin");
+        }
+    }
+    // The light-oauth2 profile needs no typ and takes a string scope too.
+    let light = claims(
+        LIGHT_ID,
+        "urn:com:networknt:oauth2:v1",
+        "urn:com.networknt",
+        "light-string",
+        Value::from("petstore.r"),
+    );
+    assert_eq!(get_pets(&env, &sign_with_typ(&light, None)).await.0, 200);
+    // An id_token is no access token, whatever the profile.
+    let id_token = hillary_id_token(&env).await;
+    assert_eq!(get_pets(&env, &id_token).await.0, 401);
+}
+
+/// Hillary's id_token (EQdkp client, password grant with `openid`).
+async fn hillary_id_token(env: &OAuthEnv) -> String {
+    let form = [
+        ("client_id", EQDKP_ID),
+        ("grant_type", "password"),
+        ("username", "Hillary"),
+        ("password", "12345678"),
+        ("scope", "openid"),
+    ];
+    token(env, None, &form).await.str("id_token").to_string()
+}
+
+/// Discovery names each signing algorithm once, even when keys that share one are not
+/// neighbours in the config.
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_lists_each_algorithm_once() {
+    let yaml = demo_oauth_yaml(&[]);
+    let (start, end) = (
+        yaml.find("  keys:\n").expect("keys"),
+        yaml.find("  clients:\n").expect("clients"),
+    );
+    let dir = common::repo_root().join("conf/keys");
+    let key = |kid: &str, file: &str, alg: &str, active: bool| {
+        format!(
+            "    - {{kid: \"{kid}\", algorithm: {alg}, private_key: \"{}\", active: {active}}}\n",
+            dir.join(file).display()
+        )
+    };
+    let keys = format!(
+        "  keys:\n{}{}{}",
+        key("100", "demo-rs256-100.pem", "RS256", true),
+        key("es", "demo-es256.pem", "ES256", false),
+        key("101", "demo-rs256-101.pem", "RS256", false)
+    );
+    let gw = common::Gateway::start(common::GatewayOptions {
+        extra_yaml: format!("{}{keys}{}", &yaml[..start], &yaml[end..]),
+        ..Default::default()
+    });
+    let doc: Value = client()
+        .get(gw.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "ES256"]),
+        "{doc}"
+    );
+}
+
+/// `HEAD /oauth2/userinfo` is answered like `GET`, without a body: the gateway allows it, so
+/// the endpoint must too.
+#[tokio::test(flavor = "multi_thread")]
+async fn userinfo_answers_head_like_get() {
+    let env = OAuthEnv::start(Backend::Memory, &[]);
+    let reply = token(
+        &env,
+        None,
+        &[
+            ("client_id", EQDKP_ID),
+            ("grant_type", "password"),
+            ("username", "Hillary"),
+            ("password", "12345678"),
+            ("scope", "openid profile"),
+        ],
+    )
+    .await;
+    let access = reply.str("access_token").to_string();
+    let send = |method: reqwest::Method, auth: Option<String>| {
+        let mut req = client().request(method, env.gw.url("/oauth2/userinfo"));
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        async move { req.send().await.expect("userinfo") }
+    };
+    let get = send(reqwest::Method::GET, Some(access.clone())).await;
+    assert_eq!(get.status(), 200);
+    let (get_length, get_type) = (
+        get.headers()["content-length"].clone(),
+        get.headers()["content-type"].clone(),
+    );
+    let head = send(reqwest::Method::HEAD, Some(access)).await;
+    assert_eq!(head.status(), 200, "{:?}", head.headers());
+    assert_eq!(head.headers()["content-type"], get_type);
+    assert_eq!(head.headers()["content-length"], get_length);
+    assert!(head.bytes().await.expect("body").is_empty());
+    let unauthenticated = send(reqwest::Method::HEAD, None).await;
+    assert_eq!(unauthenticated.status(), 401);
+    let put = send(reqwest::Method::PUT, None).await;
+    assert_eq!(put.status(), 405);
+    assert_eq!(put.headers()["allow"], "GET, HEAD, POST");
+}
+
+/// On an `auth.required: false` route a request without a token is counted as anonymous,
+/// not as a valid token.
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_requests_are_counted_as_anonymous() {
+    let up = common::start_upstream("svc").await;
+    let routes = format!(
+        "  - path_prefix: /optional\n    upstreams: [\"{up}\"]\n    auth: {{required: false}}\n"
+    );
+    let env = OAuthEnv::start_with(Backend::Memory, &[], routes, "");
+    let resp = client()
+        .get(env.gw.url("/optional/x"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let token = light_client_credentials(&env, None).await;
+    let resp = client()
+        .get(env.gw.url("/optional/x"))
+        .bearer_auth(token.str("access_token"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let metrics = env.gw.metrics().await;
+    let count = |result: &str| {
+        metric_value(
+            &metrics,
+            &format!("tollgate_bearer_checks_total{{result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(count("anonymous"), Some(1.0), "{metrics}");
+    assert_eq!(count("valid"), Some(1.0), "{metrics}");
+}

@@ -494,6 +494,18 @@ impl Validator<'_> {
         if s.threads == 0 || s.threads > 1024 {
             return Err(self.err("server.threads", "must be between 1 and 1024"));
         }
+        self.in_range(
+            "server.grace_period_seconds",
+            s.grace_period_seconds,
+            0,
+            3600,
+        )?;
+        self.in_range(
+            "server.graceful_shutdown_timeout_seconds",
+            s.graceful_shutdown_timeout_seconds,
+            0,
+            3600,
+        )?;
         let log_json = match s.log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -555,9 +567,7 @@ impl Validator<'_> {
             None => ("store.url".to_string(), s.url),
         };
         let url = StoreUrl::parse(&url).map_err(|e| self.err(key, e.to_string()))?;
-        if s.timeout_ms == 0 {
-            return Err(self.err("store.timeout_ms", "must be at least 1"));
-        }
+        self.in_range("store.timeout_ms", s.timeout_ms, 1, 60_000)?;
         Ok(StoreSettings {
             url,
             key_prefix: s.key_prefix,
@@ -627,9 +637,7 @@ impl Validator<'_> {
             ("read_timeout_ms", r.read_timeout_ms),
             ("write_timeout_ms", r.write_timeout_ms),
         ] {
-            if ms == 0 {
-                return Err(self.err(format!("{key}.{field}"), "must be at least 1"));
-            }
+            self.in_range(&format!("{key}.{field}"), ms, 1, 3_600_000)?;
         }
         let auth = r
             .auth
@@ -710,6 +718,18 @@ impl Validator<'_> {
             tls: tls.cloned(),
             sni: sni.unwrap_or_default(),
         })
+    }
+
+    /// Every limit is bounded: an absurd value is a `--check` error, never an overflow at
+    /// request time.
+    fn in_range(&self, key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+        if value < min {
+            return Err(self.err(key, format!("must be at least {min}")));
+        }
+        if value > max {
+            return Err(self.err(key, format!("must be at most {max}")));
+        }
+        Ok(())
     }
 
     fn method(&self, key: &str, m: &str) -> Result<http::Method, ConfigError> {

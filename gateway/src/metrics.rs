@@ -29,7 +29,8 @@ pub struct Metrics {
     /// Counters kept elsewhere as atomics, copied into their Prometheus counter when rendered.
     mirrors: Mutex<Vec<(IntCounter, Arc<AtomicU64>)>>,
     /// Bearer-token checks on protected routes, by result (`valid`, `valid_cached`,
-    /// `missing`, `invalid_request`, `invalid_token`, `insufficient_scope`, `unavailable`).
+    /// `anonymous`, `missing`, `invalid_request`, `invalid_token`, `insufficient_scope`,
+    /// `unavailable`).
     pub bearer_checks: IntCounterVec,
 }
 

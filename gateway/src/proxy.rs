@@ -70,7 +70,8 @@ impl Gateway {
         let result = self.check_bearer_inner(session, auth).await;
         let label = match &result {
             Ok(Some((_, true))) => "valid_cached",
-            Ok(_) => "valid",
+            Ok(Some(_)) => "valid",
+            Ok(None) => "anonymous",
             Err(BearerError::Missing) => "missing",
             Err(BearerError::InvalidRequest(_)) => "invalid_request",
             Err(BearerError::InvalidToken(_)) => "invalid_token",

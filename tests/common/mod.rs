@@ -26,12 +26,33 @@ pub fn demo_ca() -> PathBuf {
     repo_root().join("conf/demo-tls/ca.pem")
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a child process (redis-server, the
+/// gateway) to bind.
+///
+/// Ports come from 20000–32767, below Linux's ephemeral range (32768–60999): a port the
+/// kernel hands out as the source port of some connection (a test client, the gateway's own
+/// Redis connections) can then never be taken for a listener a moment later, which is how
+/// the plain "bind port 0, close, reuse" trick races on a busy machine. Within this process
+/// a counter hands each port out once; its start depends on the process id, so test
+/// binaries that follow each other do not retrace the same ports.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(613) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// Waits until `check` holds, polling every 25 ms; panics with `what` after `timeout`.

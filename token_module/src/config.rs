@@ -140,8 +140,8 @@ pub mod file {
         pub max_failures: u64,
         /// Failures per client_id or username from all addresses together past which every
         /// attempt on that account is slowed down (never refused, so that no one can lock a
-        /// user out). Default: 100.
-        pub account_max_failures: u64,
+        /// user out). Default: ten times `max_failures`.
+        pub account_max_failures: Option<u64>,
         /// The longest such slow-down, in milliseconds. Default: 5000.
         pub max_delay_ms: u64,
         /// The counting window, from the first failure. Default: 300.
@@ -152,7 +152,7 @@ pub mod file {
         fn default() -> Self {
             Self {
                 max_failures: 10,
-                account_max_failures: 100,
+                account_max_failures: None,
                 max_delay_ms: 5000,
                 window_seconds: 300,
             }
@@ -206,6 +206,12 @@ pub mod file {
         /// `jwt` or `opaque` access tokens. Default: `jwt`.
         #[serde(default = "default_token_format")]
         pub token_format: String,
+        /// The shape of its JWT access tokens: `rfc9068` (the IETF profile standard resource
+        /// servers expect: header `typ: at+jwt`, `sub`, `scope` as one string) or
+        /// `light-oauth2` (the light-oauth2 seed's: no `typ`, `user_id`, `scope` as an
+        /// array). Default: `rfc9068`.
+        #[serde(default = "default_token_profile")]
+        pub token_profile: String,
         /// Access-token lifetime. Default: 3600.
         #[serde(default = "default_access_ttl")]
         pub access_token_ttl_seconds: u64,
@@ -233,6 +239,10 @@ pub mod file {
 
     fn default_token_format() -> String {
         "jwt".into()
+    }
+
+    fn default_token_profile() -> String {
+        "rfc9068".into()
     }
 
     #[derive(Debug, Deserialize)]
@@ -302,6 +312,17 @@ pub enum TokenFormat {
     Opaque,
 }
 
+/// The shape of a client's JWT access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProfile {
+    /// RFC 9068: header `typ: at+jwt` (required when validating, RFC 8725 explicit typing),
+    /// `sub` (the user, or the client for `client_credentials`), `scope` as one
+    /// space-separated string.
+    Rfc9068,
+    /// The light-oauth2 seed's: no `typ`, `user_id` and `sub` for users, `scope` as an array.
+    LightOAuth2,
+}
+
 /// A registered client.
 #[derive(Debug)]
 pub struct Client {
@@ -314,6 +335,7 @@ pub struct Client {
     pub default_scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub token_format: TokenFormat,
+    pub token_profile: TokenProfile,
     pub access_token_ttl: Duration,
     pub issuer: String,
     pub audience: String,
@@ -395,24 +417,57 @@ impl OAuthConfig {
                 ));
             }
         }
-        if f.max_body_bytes == 0 {
-            return Err(ConfigError::new("max_body_bytes", "must be at least 1"));
+        // Every limit is bounded: an absurd value is a `--check` error, never an overflow
+        // (`Instant::now() + ttl`) or an unbounded allocation at request time.
+        const DAY: u64 = 86_400;
+        for (key, value, min, max) in [
+            ("max_body_bytes", f.max_body_bytes as u64, 1, 16 << 20),
+            ("code_ttl_seconds", f.code_ttl_seconds, 1, 3600),
+            (
+                "refresh_token_ttl_seconds",
+                f.refresh_token_ttl_seconds,
+                1,
+                366 * DAY,
+            ),
+            ("id_token_ttl_seconds", f.id_token_ttl_seconds, 1, DAY),
+            ("leeway_seconds", f.leeway_seconds, 0, 300),
+            ("denylist_cache_ms", f.denylist_cache_ms, 0, 60_000),
+            (
+                "token_cache_entries",
+                f.token_cache_entries as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "brute_force.window_seconds",
+                f.brute_force.window_seconds,
+                1,
+                DAY,
+            ),
+            (
+                "brute_force.max_failures",
+                f.brute_force.max_failures,
+                1,
+                1_000_000,
+            ),
+            (
+                "brute_force.max_delay_ms",
+                f.brute_force.max_delay_ms,
+                0,
+                60_000,
+            ),
+        ] {
+            check_range(key, value, min, max)?;
         }
-        if f.brute_force.account_max_failures < f.brute_force.max_failures {
+        let account_max_failures = f
+            .brute_force
+            .account_max_failures
+            .unwrap_or(f.brute_force.max_failures.saturating_mul(10));
+        if account_max_failures < f.brute_force.max_failures {
             return Err(ConfigError::new(
                 "brute_force.account_max_failures",
                 "must be at least brute_force.max_failures",
             ));
-        }
-        for (key, secs) in [
-            ("code_ttl_seconds", f.code_ttl_seconds),
-            ("refresh_token_ttl_seconds", f.refresh_token_ttl_seconds),
-            ("brute_force.window_seconds", f.brute_force.window_seconds),
-            ("brute_force.max_failures", f.brute_force.max_failures),
-        ] {
-            if secs == 0 {
-                return Err(ConfigError::new(key, "must be at least 1"));
-            }
         }
         let issuer = f
             .issuer
@@ -427,12 +482,6 @@ impl OAuthConfig {
             ));
         }
         let issuer = issuer.trim_end_matches('/').to_string();
-        if f.id_token_ttl_seconds == 0 {
-            return Err(ConfigError::new(
-                "id_token_ttl_seconds",
-                "must be at least 1",
-            ));
-        }
         let keys = KeySet::from_file(&f.keys, base)?;
         let mut clients = HashMap::new();
         for (i, c) in f.clients.into_iter().enumerate() {
@@ -469,10 +518,19 @@ impl OAuthConfig {
                     "is registered twice",
                 ));
             }
+            let user_id = u.user_id.unwrap_or_else(|| u.username.clone());
+            // In RFC 9068 tokens `sub` is the client for client_credentials: a user by the
+            // same id would be indistinguishable from it.
+            if clients.contains_key(&user_id) {
+                return Err(ConfigError::new(
+                    format!("{key}.user_id"),
+                    format!("`{user_id}` is also a client_id; a user id must differ from every client_id"),
+                ));
+            }
             users.insert(
                 u.username.clone(),
                 User {
-                    user_id: u.user_id.unwrap_or_else(|| u.username.clone()),
+                    user_id,
                     username: u.username,
                     password_hash,
                     user_type: u.user_type,
@@ -491,13 +549,13 @@ impl OAuthConfig {
             userinfo_path: f.endpoints.userinfo,
             id_token_ttl: Duration::from_secs(f.id_token_ttl_seconds),
             leeway: Duration::from_secs(f.leeway_seconds),
-            token_cache_entries: f.token_cache_entries.max(1),
+            token_cache_entries: f.token_cache_entries,
             denylist_cache: Duration::from_millis(f.denylist_cache_ms),
             max_body_bytes: f.max_body_bytes,
             code_ttl: Duration::from_secs(f.code_ttl_seconds),
             refresh_token_ttl: Duration::from_secs(f.refresh_token_ttl_seconds),
             max_failures: f.brute_force.max_failures,
-            account_max_failures: f.brute_force.account_max_failures,
+            account_max_failures,
             max_failure_delay: Duration::from_millis(f.brute_force.max_delay_ms),
             failure_window: Duration::from_secs(f.brute_force.window_seconds),
             keys,
@@ -505,6 +563,17 @@ impl OAuthConfig {
             users,
         })
     }
+}
+
+/// `value` of `key` lies in `min..=max`.
+fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(ConfigError::new(key, format!("must be at least {min}")));
+    }
+    if value > max {
+        return Err(ConfigError::new(key, format!("must be at most {max}")));
+    }
+    Ok(())
 }
 
 fn is_scope_token(s: &str) -> bool {
@@ -596,9 +665,22 @@ fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Cl
             ))
         }
     };
-    if c.access_token_ttl_seconds == 0 {
-        return Err(err("access_token_ttl_seconds", "must be at least 1".into()));
-    }
+    let token_profile = match c.token_profile.as_str() {
+        "rfc9068" => TokenProfile::Rfc9068,
+        "light-oauth2" => TokenProfile::LightOAuth2,
+        other => {
+            return Err(err(
+                "token_profile",
+                format!("`{other}` is not `rfc9068` or `light-oauth2`"),
+            ))
+        }
+    };
+    check_range(
+        &format!("{key}.access_token_ttl_seconds"),
+        c.access_token_ttl_seconds,
+        1,
+        7 * 86_400,
+    )?;
     Ok(Client {
         issuer: c
             .issuer
@@ -614,6 +696,7 @@ fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Cl
         default_scopes,
         redirect_uris: c.redirect_uris,
         token_format,
+        token_profile,
         access_token_ttl: Duration::from_secs(c.access_token_ttl_seconds),
         token_type: c.token_type,
         trusted: c.trusted,

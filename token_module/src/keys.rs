@@ -58,8 +58,10 @@ pub struct SigningKey {
     pair: Pair,
     /// base64url of the JWS header `{"kid":…,"alg":…}`, computed once.
     header_b64: String,
-    /// The same with `"typ":"JWT"`, for id_tokens (access tokens carry no `typ`, so the two
-    /// cannot be mistaken for each other).
+    /// The same with `"typ":"at+jwt"`, for RFC 9068 access tokens.
+    at_header_b64: String,
+    /// The same with `"typ":"JWT"`, for id_tokens (access tokens carry no `typ` or `at+jwt`,
+    /// so the two cannot be mistaken for each other).
     id_header_b64: String,
     /// The public key, for validation.
     pub decoding_key: DecodingKey,
@@ -151,12 +153,14 @@ impl SigningKey {
             }
         };
         let header = serde_json::json!({ "kid": kid, "alg": algorithm.name() });
+        let at_header = serde_json::json!({ "kid": kid, "alg": algorithm.name(), "typ": "at+jwt" });
         let id_header = serde_json::json!({ "kid": kid, "alg": algorithm.name(), "typ": "JWT" });
         Ok(Self {
             kid: kid.to_string(),
             algorithm,
             pair,
             header_b64: B64.encode(header.to_string()),
+            at_header_b64: B64.encode(at_header.to_string()),
             id_header_b64: B64.encode(id_header.to_string()),
             decoding_key,
             public_jwk: jwk,
@@ -166,6 +170,11 @@ impl SigningKey {
     /// Signs access-token `claims` as a compact JWS: `header.payload.signature`.
     pub fn sign_jwt(&self, claims: &serde_json::Value) -> Result<String, SignError> {
         self.sign_with_header(&self.header_b64, claims)
+    }
+
+    /// Signs RFC 9068 access-token `claims` (header `typ: at+jwt`).
+    pub fn sign_rfc9068(&self, claims: &serde_json::Value) -> Result<String, SignError> {
+        self.sign_with_header(&self.at_header_b64, claims)
     }
 
     /// Signs id_token `claims` (header `typ: JWT`).

@@ -125,11 +125,19 @@ impl OAuthProvider {
         }
         scopes.sort_unstable();
         grants.sort_by_key(|g| Grant::ALL.iter().position(|x| x.as_str() == *g));
-        let mut algs: Vec<&str> = c.keys.iter().map(|k| k.algorithm.name()).collect();
-        if c.clients.values().any(|cl| cl.id_token_hs256) {
-            algs.push("HS256");
+        // Each algorithm once, in key order (keys may share one: `dedup` alone only removes
+        // neighbours).
+        let mut algs: Vec<&str> = Vec::new();
+        let hs256 = c
+            .clients
+            .values()
+            .any(|cl| cl.id_token_hs256)
+            .then_some("HS256");
+        for alg in c.keys.iter().map(|k| k.algorithm.name()).chain(hs256) {
+            if !algs.contains(&alg) {
+                algs.push(alg);
+            }
         }
-        algs.dedup();
         let plain = c.clients.values().any(|cl| cl.allow_plain_pkce);
         let doc = serde_json::json!({
             "issuer": c.issuer,
@@ -180,8 +188,12 @@ impl OAuthProvider {
         authorization: Option<&str>,
         query: Option<&str>,
     ) -> Response {
-        if method != "GET" && method != "POST" {
-            return OAuthError::MethodNotAllowed { allow: "GET, POST" }.into_response();
+        // HEAD is GET without the body (RFC 9110 9.3.2); the caller leaves the body out.
+        if !matches!(method, "GET" | "HEAD" | "POST") {
+            return OAuthError::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            }
+            .into_response();
         }
         let result = async {
             let token = bearer::extract(authorization, query, true)?;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Client, Grant, OAuthConfig, TokenFormat, User};
+use crate::config::{Client, Grant, OAuthConfig, TokenFormat, TokenProfile, User};
 use crate::error::OAuthError;
 use crate::form::{basic_credentials, Params};
 use crate::random;
@@ -74,6 +74,55 @@ impl FailureCounters {
             account: keys::failures(kind, id),
         }
     }
+}
+
+/// The claims of a JWT access token in the client's profile.
+fn access_claims(
+    client: &Client,
+    scope: &[String],
+    subject: Option<&Subject>,
+    jti: &str,
+    iat: u64,
+    exp: u64,
+) -> serde_json::Value {
+    let mut claims = match client.token_profile {
+        // RFC 9068 2.2: `sub` is the user, or the client itself when no user is involved.
+        TokenProfile::Rfc9068 => serde_json::json!({
+            "iss": client.issuer,
+            "exp": exp,
+            "aud": client.audience,
+            "sub": subject.map_or(client.client_id.as_str(), |s| s.user_id.as_str()),
+            "client_id": client.client_id,
+            "iat": iat,
+            "jti": jti,
+            "scope": scope.join(" "),
+        }),
+        TokenProfile::LightOAuth2 => {
+            let mut claims = serde_json::json!({
+                "iss": client.issuer,
+                "aud": client.audience,
+                "exp": exp,
+                "jti": jti,
+                "iat": iat,
+                "nbf": iat,
+                "version": "1.0",
+                "client_id": client.client_id,
+                "scope": scope,
+            });
+            if let (Some(s), Some(map)) = (subject, claims.as_object_mut()) {
+                map.insert("user_id".into(), s.user_id.clone().into());
+                map.insert("sub".into(), s.user_id.clone().into());
+            }
+            claims
+        }
+    };
+    if let (Some(user_type), Some(map)) = (
+        subject.and_then(|s| s.user_type.as_ref()),
+        claims.as_object_mut(),
+    ) {
+        map.insert("user_type".into(), user_type.clone().into());
+    }
+    claims
 }
 
 /// The slow-down of an attempt on an account with `count` recent failures: none up to
@@ -337,25 +386,13 @@ impl OAuthProvider {
         let jti = random::id();
         match client.token_format {
             TokenFormat::Jwt => {
-                let mut claims = serde_json::json!({
-                    "iss": client.issuer,
-                    "aud": client.audience,
-                    "exp": exp,
-                    "jti": jti,
-                    "iat": iat,
-                    "nbf": iat,
-                    "version": "1.0",
-                    "client_id": client.client_id,
-                    "scope": scope,
-                });
-                if let (Some(s), Some(map)) = (subject, claims.as_object_mut()) {
-                    map.insert("user_id".into(), s.user_id.clone().into());
-                    map.insert("sub".into(), s.user_id.clone().into());
-                    if let Some(t) = &s.user_type {
-                        map.insert("user_type".into(), t.clone().into());
-                    }
-                }
-                let token = self.config.keys.active().sign_jwt(&claims).map_err(|e| {
+                let claims = access_claims(client, scope, subject, &jti, iat, exp);
+                let key = self.config.keys.active();
+                let signed = match client.token_profile {
+                    TokenProfile::Rfc9068 => key.sign_rfc9068(&claims),
+                    TokenProfile::LightOAuth2 => key.sign_jwt(&claims),
+                };
+                let token = signed.map_err(|e| {
                     tracing::error!(error = %e, "signing an access token failed");
                     OAuthError::ServerError
                 })?;

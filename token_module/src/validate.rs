@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Deserialize;
 
-use crate::config::TokenFormat;
+use crate::config::{TokenFormat, TokenProfile};
 use crate::provider::{now, OAuthProvider};
 use crate::random;
 use crate::records::{keys, OpaqueAccessToken, Subject};
@@ -65,11 +65,35 @@ struct AccessClaims {
     nbf: Option<u64>,
     jti: String,
     client_id: String,
-    scope: Vec<String>,
+    scope: ScopeClaim,
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
     #[serde(default)]
     user_type: Option<String>,
+}
+
+/// `scope`: an array (light-oauth2) or one space-separated string (RFC 9068 2.2.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeClaim {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ScopeClaim {
+    fn into_scopes(self) -> Vec<String> {
+        match self {
+            ScopeClaim::List(scopes) => scopes,
+            ScopeClaim::Text(text) => text.split_whitespace().map(str::to_string).collect(),
+        }
+    }
+}
+
+/// RFC 9068 section 4: `at+jwt`, or its full media type.
+fn is_at_jwt(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
 /// Recent "not revoked" answers from the store, by `jti`, each kept for the configured
@@ -240,13 +264,11 @@ impl OAuthProvider {
         let header =
             decode_header(token).map_err(|_| Rejection::Invalid("the token is malformed"))?;
         // An id_token (typ JWT) is not an access token.
-        if header
-            .typ
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("at+jwt"))
-        {
-            return Err(Rejection::Invalid("the token is not an access token"));
-        }
+        let typed_at_jwt = match header.typ.as_deref() {
+            None => false,
+            Some(typ) if is_at_jwt(typ) => true,
+            Some(_) => return Err(Rejection::Invalid("the token is not an access token")),
+        };
         // The kid is only ever looked up among the configured keys.
         let kid = header
             .kid
@@ -291,11 +313,24 @@ impl OAuthProvider {
                 "the token's issuer or audience is wrong",
             ));
         }
+        let user_id = match client.token_profile {
+            // RFC 8725 3.11 explicit typing: an RFC 9068 client's tokens say what they are.
+            TokenProfile::Rfc9068 if !typed_at_jwt => {
+                return Err(Rejection::Invalid("the token is not typed `at+jwt`"));
+            }
+            // `sub` is the client itself when no user is involved (the configuration refuses
+            // a user id equal to a client id, so this cannot hide a user).
+            TokenProfile::Rfc9068 => claims
+                .sub
+                .filter(|sub| *sub != claims.client_id)
+                .or(claims.user_id),
+            TokenProfile::LightOAuth2 => claims.user_id,
+        };
         Ok(VerifiedToken {
             jti: claims.jti,
             client_id: claims.client_id,
-            scope: claims.scope,
-            subject: claims.user_id.map(|user_id| Subject {
+            scope: claims.scope.into_scopes(),
+            subject: user_id.map(|user_id| Subject {
                 user_id,
                 user_type: claims.user_type,
                 username: None,
