@@ -369,3 +369,35 @@ async fn the_options_decide_ambiguous_forms() {
     );
     assert_eq!(send(addr, "GET", "/v1/..%2Fv1/pets", &[]).status, 400);
 }
+
+/// HTTP/2 `:authority` is the host, compared like `Host`.
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_authority_is_the_host() {
+    let env = demo_env().await;
+    let port = env.gw.https.port();
+    for (host, want) in [
+        ("api.example.com", 200),
+        ("api.example.com.", 200),
+        ("other.example", 404),
+    ] {
+        // The demo certificate names localhost only: this test is about routing, not TLS.
+        let h2 = reqwest::Client::builder()
+            .no_proxy()
+            .danger_accept_invalid_certs(true)
+            .resolve(host, env.gw.https)
+            .http2_prior_knowledge()
+            .build()
+            .expect("client");
+        let resp = h2
+            .get(format!("https://{host}:{port}/hosted/%78"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(resp.status().as_u16(), want, "{host}");
+        if want == 200 {
+            let body: Value = resp.json().await.expect("echo");
+            assert_eq!(body["path"], "/hosted/x");
+        }
+    }
+}
