@@ -17,20 +17,20 @@ fn conf_dir() -> PathBuf {
 
 /// The demo configuration's OAuth section, plus a confidential client with opaque tokens.
 fn provider() -> OAuthProvider {
-    let demo = std::fs::read_to_string(conf_dir().join("gateway.yaml")).expect("demo config");
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&demo).expect("YAML");
-    let opaque_client: serde_yaml::Value = serde_yaml::from_str(&format!(
-        "{{client_id: bench-opaque, secret_hash: \"{}\", grants: [client_credentials], scopes: [read], token_format: opaque}}",
-        token_module::secrets::hash_secret(b"bench-secret").expect("hash")
-    ))
-    .expect("client");
-    if let Some(clients) = doc["oauth"]["clients"].as_sequence_mut() {
-        clients.push(opaque_client);
+    /// The part of the demo file this bench reads.
+    #[derive(serde::Deserialize)]
+    struct Demo {
+        oauth: token_module::config::file::OAuth,
     }
-    let file: token_module::config::file::OAuth =
-        serde_yaml::from_value(doc["oauth"].clone()).expect("oauth section");
+    let demo = std::fs::read_to_string(conf_dir().join("gateway.yaml")).expect("demo config");
+    let opaque_client = format!(
+        "  clients:\n    - {{client_id: bench-opaque, secret_hash: \"{}\", grants: [client_credentials], scopes: [read], token_format: opaque}}\n",
+        token_module::secrets::hash_secret(b"bench-secret").expect("hash")
+    );
+    let demo = demo.replacen("  clients:\n", &opaque_client, 1);
+    let file: Demo = serde_saphyr::from_str(&demo).expect("the demo config");
     let config =
-        OAuthConfig::from_file(file, &conf_dir(), "https://localhost:6882").expect("valid");
+        OAuthConfig::from_file(file.oauth, &conf_dir(), "https://localhost:6882").expect("valid");
     OAuthProvider::new(config, Arc::new(MemoryStore::new("bench:"))).expect("provider")
 }
 

@@ -383,10 +383,39 @@ impl GatewayConfig {
         };
         let text =
             std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read: {e}")))?;
-        let parsed: file::File = serde_yaml::from_str(&text).map_err(|e| err("", e.to_string()))?;
+        let parsed =
+            parse_yaml::<file::File>(&text).map_err(|(key, message)| err(&key, message))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Validator { file: path, base }.config(parsed, store_url_override)
     }
+}
+
+/// Parses YAML into `T`. On failure: the dotted path of the key at fault (`routes[0].tls`,
+/// empty when the document itself is broken) and the parser's message with its line and
+/// column.
+fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
+    let mut path = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        // `.` is what serde_path_to_error prints for the document root.
+        let path = if path == "." { String::new() } else { path };
+        let e = e.without_snippet();
+        let message = match (e, e.location()) {
+            // "invalid u64" says less than serde's usual wording; keep that.
+            (serde_saphyr::Error::InvalidScalar { ty, .. }, Some(at)) => format!(
+                "invalid type: expected {ty} at line {}, column {}",
+                at.line(),
+                at.column()
+            ),
+            _ => e.to_string(),
+        };
+        (path, message)
+    })
 }
 
 /// The gateway's public base URL when `oauth.issuer` is not set: the first TLS listener's

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::keys::{KeySet, SigningAlgorithm};
+use crate::keys::{KeySet, SigningAlgorithm, SigningKey};
 use crate::secrets::PasswordHash;
 
 /// A problem in the `oauth` section: the key (relative to `oauth.`) and what is wrong.
@@ -482,7 +482,7 @@ impl OAuthConfig {
             ));
         }
         let issuer = issuer.trim_end_matches('/').to_string();
-        let keys = KeySet::from_file(&f.keys, base)?;
+        let keys = load_keys(&f.keys, base)?;
         let mut clients = HashMap::new();
         for (i, c) in f.clients.into_iter().enumerate() {
             let key = format!("clients[{i}]");
@@ -563,6 +563,44 @@ impl OAuthConfig {
             users,
         })
     }
+}
+
+/// Loads the keys of the `oauth.keys` section, resolving paths against `base`.
+fn load_keys(files: &[file::Key], base: &Path) -> Result<KeySet, ConfigError> {
+    let mut active = None;
+    let mut keys = Vec::with_capacity(files.len());
+    for (i, k) in files.iter().enumerate() {
+        let key = |field: &str| format!("keys[{i}].{field}");
+        let algorithm = SigningAlgorithm::from_name(&k.algorithm).ok_or_else(|| {
+            ConfigError::new(
+                key("algorithm"),
+                format!("`{}` is not RS256, ES256 or EdDSA", k.algorithm),
+            )
+        })?;
+        if k.kid.is_empty() || files[..i].iter().any(|earlier| earlier.kid == k.kid) {
+            return Err(ConfigError::new(key("kid"), "must be non-empty and unique"));
+        }
+        let path = base.join(&k.private_key);
+        let pem = std::fs::read(&path).map_err(|e| {
+            ConfigError::new(
+                key("private_key"),
+                format!("cannot read `{}`: {e}", path.display()),
+            )
+        })?;
+        let signing = SigningKey::from_pem(&k.kid, algorithm, &pem).map_err(|e| {
+            ConfigError::new(key("private_key"), format!("`{}`: {e}", path.display()))
+        })?;
+        if k.active && active.replace(i).is_some() {
+            return Err(ConfigError::new(
+                key("active"),
+                "only one key may be active",
+            ));
+        }
+        keys.push(signing);
+    }
+    let active =
+        active.ok_or_else(|| ConfigError::new("keys", "exactly one key must be `active: true`"))?;
+    KeySet::new(keys, active).map_err(|e| ConfigError::new("keys", e.to_string()))
 }
 
 /// `value` of `key` lies in `min..=max`.
@@ -703,14 +741,4 @@ fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Cl
         allow_plain_pkce: c.allow_plain_pkce,
         id_token_hs256: c.id_token_hs256,
     })
-}
-
-/// The algorithm names a key may declare.
-pub fn parse_algorithm(s: &str) -> Option<SigningAlgorithm> {
-    match s {
-        "RS256" => Some(SigningAlgorithm::Rs256),
-        "ES256" => Some(SigningAlgorithm::Es256),
-        "EdDSA" => Some(SigningAlgorithm::EdDsa),
-        _ => None,
-    }
 }

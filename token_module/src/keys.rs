@@ -5,8 +5,6 @@
 //! one algorithm; its public half is kept as a `jsonwebtoken::DecodingKey` for validation and
 //! as JWK parameters for the JWKS document.
 
-use std::path::Path;
-
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -14,8 +12,6 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
-
-use crate::config::{file, parse_algorithm, ConfigError};
 
 /// The JWS algorithms a key can be pinned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +22,13 @@ pub enum SigningAlgorithm {
 }
 
 impl SigningAlgorithm {
+    /// The algorithm a key declares by its JWS name (`RS256`, `ES256`, `EdDSA`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Rs256, Self::Es256, Self::EdDsa]
+            .into_iter()
+            .find(|alg| alg.name() == name)
+    }
+
     /// The JWS `alg` name.
     pub fn name(self) -> &'static str {
         match self {
@@ -224,49 +227,28 @@ pub struct KeySet {
     active: usize,
 }
 
+/// Why keys do not make a [`KeySet`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySetError {
+    #[error("the kid `{0}` is used twice")]
+    DuplicateKid(String),
+    #[error("no key is active")]
+    NoActiveKey,
+}
+
 impl KeySet {
-    /// Loads the keys of the `oauth.keys` section, resolving paths against `base`.
-    pub fn from_file(files: &[file::Key], base: &Path) -> Result<Self, ConfigError> {
-        let mut keys = Vec::with_capacity(files.len());
-        let mut active = None;
-        for (i, k) in files.iter().enumerate() {
-            let key = |field: &str| format!("keys[{i}].{field}");
-            let algorithm = parse_algorithm(&k.algorithm).ok_or_else(|| {
-                ConfigError::new(
-                    key("algorithm"),
-                    format!("`{}` is not RS256, ES256 or EdDSA", k.algorithm),
-                )
-            })?;
-            if k.kid.is_empty()
-                || keys
-                    .iter()
-                    .any(|existing: &SigningKey| existing.kid == k.kid)
-            {
-                return Err(ConfigError::new(key("kid"), "must be non-empty and unique"));
-            }
-            let path = base.join(&k.private_key);
-            let pem = std::fs::read(&path).map_err(|e| {
-                ConfigError::new(
-                    key("private_key"),
-                    format!("cannot read `{}`: {e}", path.display()),
-                )
-            })?;
-            let signing = SigningKey::from_pem(&k.kid, algorithm, &pem).map_err(|e| {
-                ConfigError::new(key("private_key"), format!("`{}`: {e}", path.display()))
-            })?;
-            if k.active {
-                if active.is_some() {
-                    return Err(ConfigError::new(
-                        key("active"),
-                        "only one key may be active",
-                    ));
-                }
-                active = Some(i);
-            }
-            keys.push(signing);
+    /// `keys` in configuration order (the JWKS lists them so); the one at `active` signs new
+    /// tokens, the others (demoted ones, during a rotation) still validate what they signed.
+    /// Exactly one key is active by construction; kids must be unique.
+    pub fn new(keys: Vec<SigningKey>, active: usize) -> Result<Self, KeySetError> {
+        if active >= keys.len() {
+            return Err(KeySetError::NoActiveKey);
         }
-        let active = active
-            .ok_or_else(|| ConfigError::new("keys", "exactly one key must be `active: true`"))?;
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(KeySetError::DuplicateKid(key.kid.clone()));
+            }
+        }
         Ok(Self { keys, active })
     }
 
@@ -291,7 +273,7 @@ mod tests {
     use jsonwebtoken::{decode, Validation};
 
     fn key_pem(name: &str) -> Vec<u8> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../conf/keys")
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -6,6 +6,7 @@
 
 pub mod authorize;
 pub mod bearer;
+mod clock;
 pub mod config;
 pub mod error;
 pub mod form;

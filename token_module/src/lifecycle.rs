@@ -80,7 +80,7 @@ impl OAuthProvider {
                         family_id: None,
                     };
                     self.deny_access_token(&issued).await?;
-                    self.token_cache.remove(&random::digest(token));
+                    self.validator.forget_verified(token);
                 }
             }
         } else {

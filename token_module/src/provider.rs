@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+pub(crate) use crate::clock::now;
 
 use crate::config::{Client, Grant, OAuthConfig, TokenFormat, TokenProfile, User};
 use crate::error::OAuthError;
@@ -12,6 +14,7 @@ use crate::random;
 use crate::records::{keys, IssuedTokens, OpaqueAccessToken, RefreshFamily, Subject};
 use crate::secrets::SecretVerifier;
 use crate::store::Store;
+use crate::validate::{Rejection, Validated, VerifiedToken};
 
 /// What a client presented to authenticate.
 pub(crate) struct PresentedClient {
@@ -140,8 +143,7 @@ pub struct OAuthProvider {
     pub(crate) config: OAuthConfig,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) verifier: SecretVerifier,
-    pub(crate) token_cache: crate::validate::TokenCache,
-    pub(crate) not_revoked: crate::validate::NotRevokedCache,
+    pub(crate) validator: crate::validate::Validator,
     /// Attempts slowed down because their account had many failures.
     pub(crate) throttled: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -159,33 +161,56 @@ pub(crate) fn log_id(family_id: &str) -> String {
     random::digest_hex(family_id)[..12].to_string()
 }
 
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl OAuthProvider {
     /// Verified secrets are remembered for five minutes, at most 100,000 of them.
     pub fn new(config: OAuthConfig, store: Arc<dyn Store>) -> Result<Self, String> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
-        let token_cache = crate::validate::TokenCache::new(config.token_cache_entries);
-        let not_revoked = crate::validate::NotRevokedCache::new(
-            config.denylist_cache,
-            config.token_cache_entries,
-        );
+        let validator = crate::validate::Validator::new(&config);
         Ok(Self {
             config,
             store,
             verifier,
-            token_cache,
-            not_revoked,
+            validator,
             throttled: Arc::default(),
         })
     }
 
     pub fn config(&self) -> &OAuthConfig {
         &self.config
+    }
+
+    /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
+    /// denylist check: accept (true) or [`Rejection::StoreUnavailable`] (false).
+    pub async fn validate_access_token(
+        &self,
+        token: &str,
+        fail_open: bool,
+    ) -> Result<Validated, Rejection> {
+        self.validate(token, fail_open, false).await
+    }
+
+    /// As [`Self::validate_access_token`]; `fresh` asks the store about revocation even
+    /// when a recent answer is cached (introspection does: it is the authoritative answer).
+    pub(crate) async fn validate(
+        &self,
+        token: &str,
+        fail_open: bool,
+        fresh: bool,
+    ) -> Result<Validated, Rejection> {
+        self.validator
+            .validate(&self.config, self.store.as_ref(), token, fail_open, fresh)
+            .await
+    }
+
+    /// Signature, algorithm, `kid`, time and claims of a JWT access token; the flag says
+    /// whether the verified-token cache answered.
+    pub(crate) fn verify_jwt(&self, token: &str) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
+        self.validator.verify_jwt(&self.config, token)
+    }
+
+    /// The full check of a JWT access token with no cache (for benches).
+    pub fn verify_jwt_uncached(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+        crate::validate::verify_jwt_uncached(&self.config, token)
     }
 
     /// The count of authentication attempts slowed down by the per-account failure count.
@@ -484,7 +509,7 @@ impl OAuthProvider {
     }
 
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
-        self.not_revoked.remove(&issued.access_jti);
+        self.validator.forget_not_revoked(&issued.access_jti);
         let remaining = issued.access_exp.saturating_sub(now());
         if remaining > 0 && !issued.access_jti.is_empty() {
             self.store

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Deserialize;
 
-use crate::config::{TokenFormat, TokenProfile};
-use crate::provider::{now, OAuthProvider};
+use crate::clock::now;
+use crate::config::{OAuthConfig, TokenFormat, TokenProfile};
 use crate::random;
 use crate::records::{keys, OpaqueAccessToken, Subject};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// What a valid access token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,29 +185,50 @@ impl TokenCache {
     }
 }
 
-impl OAuthProvider {
-    /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
-    /// denylist check: accept (true) or [`Rejection::StoreUnavailable`] (false).
-    pub async fn validate_access_token(
-        &self,
-        token: &str,
-        fail_open: bool,
-    ) -> Result<Validated, Rejection> {
-        self.validate(token, fail_open, false).await
+/// Validates access tokens against the configuration and the store, with its own caches: the
+/// verified JWTs and the recent "not revoked" answers.
+pub(crate) struct Validator {
+    token_cache: TokenCache,
+    not_revoked: NotRevokedCache,
+}
+
+impl Validator {
+    pub(crate) fn new(config: &OAuthConfig) -> Self {
+        Self {
+            token_cache: TokenCache::new(config.token_cache_entries),
+            not_revoked: NotRevokedCache::new(config.denylist_cache, config.token_cache_entries),
+        }
     }
 
-    /// Validates an access token. `fresh` asks the store about revocation even when a
-    /// recent answer is cached (introspection does: it is the authoritative answer).
+    /// A token was revoked through this instance: no reuse of an earlier "not revoked".
+    pub(crate) fn forget_not_revoked(&self, jti: &str) {
+        self.not_revoked.remove(jti);
+    }
+
+    /// A JWT was revoked through this instance: its verification is not reused.
+    pub(crate) fn forget_verified(&self, token: &str) {
+        self.token_cache.remove(&random::digest(token));
+    }
+
+    /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
+    /// denylist check: accept (true) or [`Rejection::StoreUnavailable`] (false). `fresh`
+    /// asks the store about revocation even when a recent answer is cached (introspection
+    /// does: it is the authoritative answer).
     pub(crate) async fn validate(
         &self,
+        config: &OAuthConfig,
+        store: &dyn Store,
         token: &str,
         fail_open: bool,
         fresh: bool,
     ) -> Result<Validated, Rejection> {
         let (verified, cached) = if token.split('.').count() == 3 {
-            self.verify_jwt(token)?
+            self.verify_jwt(config, token)?
         } else {
-            (self.lookup_opaque(&random::digest_hex(token)).await?, false)
+            (
+                lookup_opaque(store, &random::digest_hex(token)).await?,
+                false,
+            )
         };
         let validated = Validated {
             token: verified,
@@ -216,11 +237,7 @@ impl OAuthProvider {
         if !fresh && self.not_revoked.contains(&validated.token.jti) {
             return Ok(validated);
         }
-        match self
-            .store
-            .get(&keys::denied_jti(&validated.token.jti))
-            .await
-        {
+        match store.get(&keys::denied_jti(&validated.token.jti)).await {
             Ok(None) => {
                 self.not_revoked
                     .insert(&validated.token.jti, validated.token.exp);
@@ -242,136 +259,139 @@ impl OAuthProvider {
     }
 
     /// Signature, algorithm, `kid`, time and claims of a JWT access token.
-    pub(crate) fn verify_jwt(&self, token: &str) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
+    pub(crate) fn verify_jwt(
+        &self,
+        config: &OAuthConfig,
+        token: &str,
+    ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
         let digest = random::digest(token);
         let now = now();
-        let leeway = self.config.leeway.as_secs();
+        let leeway = config.leeway.as_secs();
         if let Some(hit) = self.token_cache.get(&digest, now.saturating_sub(leeway)) {
             if hit.nbf.is_none_or(|nbf| nbf <= now + leeway) {
                 return Ok((hit, true));
             }
         }
-        let verified = Arc::new(self.verify_jwt_uncached(token)?);
+        let verified = Arc::new(verify_jwt_uncached(config, token)?);
         self.token_cache.insert(digest, Arc::clone(&verified), now);
         Ok((verified, false))
     }
+}
 
-    /// The full check of a JWT access token, with no cache: `kid` among the configured keys,
-    /// the key's pinned algorithm, signature, `exp`/`nbf` with leeway, typed claims, and the
-    /// `iss`/`aud` configured for the token's client.
-    pub fn verify_jwt_uncached(&self, token: &str) -> Result<VerifiedToken, Rejection> {
-        let leeway = self.config.leeway.as_secs();
-        let header =
-            decode_header(token).map_err(|_| Rejection::Invalid("the token is malformed"))?;
-        // An id_token (typ JWT) is not an access token.
-        let typed_at_jwt = match header.typ.as_deref() {
-            None => false,
-            Some(typ) if is_at_jwt(typ) => true,
-            Some(_) => return Err(Rejection::Invalid("the token is not an access token")),
-        };
-        // The kid is only ever looked up among the configured keys.
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or(Rejection::Invalid("the token names no key"))?;
-        let key = self
-            .config
-            .keys
-            .get(kid)
-            .ok_or(Rejection::Invalid("the token's key is unknown"))?;
-        if header.alg != key.algorithm.jsonwebtoken() {
-            return Err(Rejection::Invalid(
-                "the token's algorithm does not match its key",
-            ));
-        }
-        let mut validation = Validation::new(key.algorithm.jsonwebtoken());
-        validation.leeway = leeway;
-        validation.validate_nbf = true;
-        validation.validate_aud = false; // checked below against the issuing client
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let claims = decode::<AccessClaims>(token, &key.decoding_key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    Rejection::Invalid("the token expired")
-                }
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                    Rejection::Invalid("the token is not valid yet")
-                }
-                _ => Rejection::Invalid("the token is invalid"),
-            })?
-            .claims;
-        let client = self
-            .config
-            .clients
-            .get(&claims.client_id)
-            .ok_or(Rejection::Invalid("the token's client is unknown"))?;
-        if client.token_format != TokenFormat::Jwt
-            || claims.iss != client.issuer
-            || claims.aud != client.audience
-        {
-            return Err(Rejection::Invalid(
-                "the token's issuer or audience is wrong",
-            ));
-        }
-        let user_id = match client.token_profile {
-            // RFC 8725 3.11 explicit typing: an RFC 9068 client's tokens say what they are.
-            TokenProfile::Rfc9068 if !typed_at_jwt => {
-                return Err(Rejection::Invalid("the token is not typed `at+jwt`"));
+/// The full check of a JWT access token, with no cache: `kid` among the configured keys, the
+/// key's pinned algorithm, signature, `exp`/`nbf` with leeway, typed claims, and the
+/// `iss`/`aud` configured for the token's client.
+pub(crate) fn verify_jwt_uncached(
+    config: &OAuthConfig,
+    token: &str,
+) -> Result<VerifiedToken, Rejection> {
+    let leeway = config.leeway.as_secs();
+    let header = decode_header(token).map_err(|_| Rejection::Invalid("the token is malformed"))?;
+    // An id_token (typ JWT) is not an access token.
+    let typed_at_jwt = match header.typ.as_deref() {
+        None => false,
+        Some(typ) if is_at_jwt(typ) => true,
+        Some(_) => return Err(Rejection::Invalid("the token is not an access token")),
+    };
+    // The kid is only ever looked up among the configured keys.
+    let kid = header
+        .kid
+        .as_deref()
+        .ok_or(Rejection::Invalid("the token names no key"))?;
+    let key = config
+        .keys
+        .get(kid)
+        .ok_or(Rejection::Invalid("the token's key is unknown"))?;
+    if header.alg != key.algorithm.jsonwebtoken() {
+        return Err(Rejection::Invalid(
+            "the token's algorithm does not match its key",
+        ));
+    }
+    let mut validation = Validation::new(key.algorithm.jsonwebtoken());
+    validation.leeway = leeway;
+    validation.validate_nbf = true;
+    validation.validate_aud = false; // checked below against the issuing client
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    let claims = decode::<AccessClaims>(token, &key.decoding_key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                Rejection::Invalid("the token expired")
             }
-            // `sub` is the client itself when no user is involved (the configuration refuses
-            // a user id equal to a client id, so this cannot hide a user).
-            TokenProfile::Rfc9068 => claims
-                .sub
-                .filter(|sub| *sub != claims.client_id)
-                .or(claims.user_id),
-            TokenProfile::LightOAuth2 => claims.user_id,
-        };
-        Ok(VerifiedToken {
-            jti: claims.jti,
-            client_id: claims.client_id,
-            scope: claims.scope.into_scopes(),
-            subject: user_id.map(|user_id| Subject {
-                user_id,
-                user_type: claims.user_type,
-                username: None,
-            }),
-            iat: claims.iat,
-            exp: claims.exp,
-            nbf: claims.nbf,
-            iss: Some(claims.iss),
-            aud: Some(claims.aud),
-            format: TokenFormat::Jwt,
-        })
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                Rejection::Invalid("the token is not valid yet")
+            }
+            _ => Rejection::Invalid("the token is invalid"),
+        })?
+        .claims;
+    let client = config
+        .clients
+        .get(&claims.client_id)
+        .ok_or(Rejection::Invalid("the token's client is unknown"))?;
+    if client.token_format != TokenFormat::Jwt
+        || claims.iss != client.issuer
+        || claims.aud != client.audience
+    {
+        return Err(Rejection::Invalid(
+            "the token's issuer or audience is wrong",
+        ));
     }
-
-    async fn lookup_opaque(&self, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
-        let raw = self
-            .store
-            .get(&keys::opaque_access(digest))
-            .await
-            .map_err(|e: StoreError| {
-                tracing::warn!(error = %e, "cannot look up an opaque token");
-                Rejection::StoreUnavailable
-            })?;
-        let record: OpaqueAccessToken =
-            raw.and_then(|r| serde_json::from_slice(&r).ok())
-                .ok_or(Rejection::Invalid(
-                    "the token is invalid, expired or revoked",
-                ))?;
-        if record.exp <= now() {
-            return Err(Rejection::Invalid("the token expired"));
+    let user_id = match client.token_profile {
+        // RFC 8725 3.11 explicit typing: an RFC 9068 client's tokens say what they are.
+        TokenProfile::Rfc9068 if !typed_at_jwt => {
+            return Err(Rejection::Invalid("the token is not typed `at+jwt`"));
         }
-        Ok(Arc::new(VerifiedToken {
-            jti: record.jti,
-            client_id: record.client_id,
-            scope: record.scope,
-            subject: record.subject,
-            iat: record.iat,
-            exp: record.exp,
-            nbf: None,
-            iss: None,
-            aud: None,
-            format: TokenFormat::Opaque,
-        }))
+        // `sub` is the client itself when no user is involved (the configuration refuses
+        // a user id equal to a client id, so this cannot hide a user).
+        TokenProfile::Rfc9068 => claims
+            .sub
+            .filter(|sub| *sub != claims.client_id)
+            .or(claims.user_id),
+        TokenProfile::LightOAuth2 => claims.user_id,
+    };
+    Ok(VerifiedToken {
+        jti: claims.jti,
+        client_id: claims.client_id,
+        scope: claims.scope.into_scopes(),
+        subject: user_id.map(|user_id| Subject {
+            user_id,
+            user_type: claims.user_type,
+            username: None,
+        }),
+        iat: claims.iat,
+        exp: claims.exp,
+        nbf: claims.nbf,
+        iss: Some(claims.iss),
+        aud: Some(claims.aud),
+        format: TokenFormat::Jwt,
+    })
+}
+
+async fn lookup_opaque(store: &dyn Store, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
+    let raw = store
+        .get(&keys::opaque_access(digest))
+        .await
+        .map_err(|e: StoreError| {
+            tracing::warn!(error = %e, "cannot look up an opaque token");
+            Rejection::StoreUnavailable
+        })?;
+    let record: OpaqueAccessToken =
+        raw.and_then(|r| serde_json::from_slice(&r).ok())
+            .ok_or(Rejection::Invalid(
+                "the token is invalid, expired or revoked",
+            ))?;
+    if record.exp <= now() {
+        return Err(Rejection::Invalid("the token expired"));
     }
+    Ok(Arc::new(VerifiedToken {
+        jti: record.jti,
+        client_id: record.client_id,
+        scope: record.scope,
+        subject: record.subject,
+        iat: record.iat,
+        exp: record.exp,
+        nbf: None,
+        iss: None,
+        aud: None,
+        format: TokenFormat::Opaque,
+    }))
 }
