@@ -10,6 +10,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use token_module::Store;
 
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::store::EvictionWatch;
 
@@ -55,10 +56,15 @@ impl ServeHttp for AdminApp {
                 "text/plain; version=0.0.4; charset=utf-8",
                 self.metrics.render(),
             ),
-            _ => json(
-                StatusCode::NOT_FOUND,
-                serde_json::json!({"error": "not_found"}),
-            ),
+            _ => {
+                let not_found = GatewayError::NoRoute.into_response();
+                let content_type = not_found
+                    .header("content-type")
+                    .unwrap_or("application/json");
+                let status =
+                    StatusCode::from_u16(not_found.status).unwrap_or(StatusCode::NOT_FOUND);
+                respond(status, content_type, not_found.body.clone())
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod error;
 pub mod identity;
 pub mod metrics;
 pub mod normalize;
@@ -28,6 +29,7 @@ use token_module::Store;
 
 use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
+use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
@@ -136,12 +138,12 @@ fn init_logging(settings: &ServerSettings) {
 
 /// Starts every configured service and serves until the process is told to stop. Returns only
 /// when something could not be set up.
-pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> {
-    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
-    let store: Arc<dyn Store> = Arc::new(
-        MeteredStore::open(&config.store, metrics.store_errors.clone())
-            .map_err(|e| e.to_string())?,
-    );
+pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, ServeError> {
+    let metrics = Arc::new(Metrics::new()?);
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::open(
+        &config.store,
+        metrics.store_errors.clone(),
+    )?);
 
     let server_conf = ServerConf {
         threads: config.server.threads,
@@ -154,8 +156,7 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
 
     let oauth = match config.oauth {
         Some(oauth_config) => {
-            let provider = token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))
-                .map_err(|e| format!("oauth: {e}"))?;
+            let provider = token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))?;
             metrics.mirror(&metrics.hash_verifications, provider.hash_verifications());
             metrics.mirror(&metrics.auth_throttled, provider.throttled_attempts());
             Some(crate::oauth::OAuthEndpoints {
@@ -182,7 +183,11 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, String> 
             Some(tls) => {
                 let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
                 let mut settings = TlsSettings::intermediate(&path(&tls.cert), &path(&tls.key))
-                    .map_err(|e| format!("{}: TLS for {address}: {e}", config.source.display()))?;
+                    .map_err(|e| ServeError::Tls {
+                        file: config.source.display().to_string(),
+                        address: address.clone(),
+                        message: e.to_string(),
+                    })?;
                 if tls.http2 {
                     settings.enable_h2();
                 }

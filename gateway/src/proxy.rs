@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorType, Result};
 use token_module::Store;
 
 use crate::config::BearerSettings;
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::normalize::{check_method, normalize_host, request_target, PathRules};
 use crate::oauth::OAuthEndpoints;
@@ -19,7 +20,7 @@ use crate::request::{client_ip, header, is_tls};
 use crate::respond;
 use crate::routes::{Route, RouteAuth, RouteTable};
 use token_module::bearer::{self, BearerError};
-use token_module::{Rejection, VerifiedToken};
+use token_module::VerifiedToken;
 
 /// The gateway's proxy logic; one instance serves every request.
 pub struct Gateway {
@@ -40,13 +41,18 @@ impl Gateway {
     /// `Authorization` header (the upstream must act on the one credential checked here).
     /// On success `ctx` holds the path to match (when it differs from the URI's) and the
     /// target to send upstream (when it differs from the client's).
-    fn admit(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), String> {
+    fn admit(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), GatewayError> {
+        let refuse = |why: String| GatewayError::InvalidRequest(why);
         let mut authorizations = req.headers.get_all(http::header::AUTHORIZATION).iter();
         if authorizations.next().is_some() && authorizations.next().is_some() {
-            return Err("more than one Authorization header".into());
+            return Err(refuse("more than one Authorization header".into()));
         }
-        check_method(&req.method).map_err(|e| e.to_string())?;
-        let target = request_target(req, &self.path_rules).map_err(|e| e.to_string())?;
+        check_method(&req.method).map_err(|e| refuse(e.to_string()))?;
+        let target = request_target(req, &self.path_rules).map_err(|e| refuse(e.to_string()))?;
         if target.path.matching != req.uri.path() {
             ctx.matched_path = Some(target.path.matching.clone().into_owned());
         }
@@ -102,10 +108,7 @@ impl Gateway {
         let validated = provider
             .validate_access_token(&token, self.bearer.denylist_fail_open)
             .await
-            .map_err(|r| match r {
-                Rejection::Invalid(why) => BearerError::InvalidToken(why),
-                Rejection::StoreUnavailable => BearerError::Unavailable,
-            })?;
+            .map_err(BearerError::from)?;
         // The method was checked to have scopes before the token was looked at.
         let needed = auth.scopes_for(&req.method).unwrap_or_default();
         if needed.iter().any(|s| !validated.token.has_scope(s)) {
@@ -184,9 +187,8 @@ impl ProxyHttp for Gateway {
     /// otherwise checks the bearer token of a protected route and lets the request go
     /// upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Err(why) = self.admit(session.req_header(), ctx) {
-            let body = respond::error_body("invalid_request", &why);
-            respond::json(session, 400, &body, &[]).await?;
+        if let Err(e) = self.admit(session.req_header(), ctx) {
+            respond::write(session, e.into_response()).await?;
             return Ok(true);
         }
         let req = session.req_header();
@@ -201,19 +203,15 @@ impl ProxyHttp for Gateway {
             .routes
             .select(request_host(req).as_deref(), &req.method, ctx.path(req));
         let Some(route) = selected.map(Arc::clone) else {
-            let body = respond::error_body("not_found", "no route matches this request");
-            respond::json(session, 404, &body, &[]).await?;
+            respond::write(session, GatewayError::NoRoute.into_response()).await?;
             return Ok(true);
         };
         if let Some(auth) = &route.auth {
             if auth.scopes_for(&session.req_header().method).is_none() {
                 let allow = auth.allowed_methods();
                 ctx.route = Some(route);
-                let body = respond::error_body(
-                    "method_not_allowed",
-                    "this route has no scopes for the method",
-                );
-                respond::json(session, 405, &body, &[("allow", &allow)]).await?;
+                let refused = GatewayError::MethodNotAllowed { allow };
+                respond::write(session, refused.into_response()).await?;
                 return Ok(true);
             }
             match self.check_bearer(session, auth).await {
@@ -326,32 +324,12 @@ impl ProxyHttp for Gateway {
         e: &Error,
         _ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let (code, error) = match (e.etype(), e.esource()) {
-            (ErrorType::HTTPStatus(code), _) => (*code, "upstream_error"),
-            (
-                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
-                ErrorSource::Upstream,
-            ) => (504, "upstream_timeout"),
-            (_, ErrorSource::Upstream) => (502, "bad_gateway"),
-            (
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
-                ErrorSource::Downstream,
-            ) => (0, ""),
-            (_, ErrorSource::Downstream) => (400, "invalid_request"),
-            _ => (500, "internal_error"),
-        };
-        if code > 0 && session.response_written().is_none() {
+        let error = GatewayError::from_proxy_error(e);
+        let code = error.as_ref().map_or(0, GatewayError::status);
+        if let Some(error) = error.filter(|_| session.response_written().is_none()) {
             // The connection is not reused after this; say so, so clients do not try.
             session.set_keepalive(None);
-            let description = match code {
-                504 => "the upstream did not answer in time",
-                502 => "the upstream could not be reached or sent an invalid response",
-                400 => "the request could not be read",
-                _ => "the gateway failed to handle the request",
-            };
-            if let Err(write_err) =
-                respond::json(session, code, &respond::error_body(error, description), &[]).await
-            {
+            if let Err(write_err) = respond::write(session, error.into_response()).await {
                 tracing::debug!(error = %write_err, "could not write the error response");
             }
         }

@@ -45,7 +45,7 @@ pub struct Upstream {
     pub sni: String,
 }
 
-/// Bearer-token requirements of a route (enforced by the protected-routes filter).
+/// Bearer-token requirements of a route, checked in the proxy's request filter.
 #[derive(Debug, Clone)]
 pub struct RouteAuth {
     /// Without a token the request is refused; with `false` a token is optional (checked

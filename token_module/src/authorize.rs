@@ -5,12 +5,13 @@
 use std::net::IpAddr;
 
 use crate::config::{Client, Grant};
-use crate::error::OAuthError;
+use crate::error::{error_page, sign_in_failed, AuthorizeError, OAuthError};
 use crate::form::{basic_credentials, Params};
 use crate::provider::{now, OAuthProvider};
 use crate::random::{self, ct_eq};
 use crate::records::{keys, CodeRecord, Subject};
 use crate::response::Response;
+use crate::response::{append_query, html_escape};
 
 /// The cookie that carries the login form's CSRF token (double-submit).
 pub const CSRF_COOKIE: &str = "tollgate_csrf";
@@ -48,19 +49,6 @@ const FORWARDED: [&str; 8] = [
     "code_challenge_method",
 ];
 
-/// An error that goes back to the client's redirect URI (RFC 6749 4.1.2.1).
-struct Redirected {
-    code: &'static str,
-    description: String,
-}
-
-fn redirect_error(code: &'static str, description: impl Into<String>) -> Redirected {
-    Redirected {
-        code,
-        description: description.into(),
-    }
-}
-
 /// The request checked: who asks, where to send the answer, for what.
 struct Checked<'c> {
     client: &'c Client,
@@ -68,41 +56,6 @@ struct Checked<'c> {
     redirect_uri_given: bool,
     scope: Vec<String>,
     challenge: Option<(String, String)>,
-}
-
-fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        ser.append_pair(k, v);
-    }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{}", ser.finish())
-}
-
-fn html_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&#x27;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-/// A page shown when the request cannot be sent back to the client (unknown client or
-/// redirect URI): RFC 6749 4.1.2.1 forbids redirecting then.
-fn error_page(status: u16, message: &str) -> Response {
-    Response::html(
-        status,
-        format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
-             <body><h1>Authorization error</h1><p>{}</p></body></html>",
-            html_escape(message)
-        ),
-    )
 }
 
 fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
@@ -154,16 +107,7 @@ impl OAuthProvider {
             }
         };
         let state = params.get("state");
-        let send_back = |e: Redirected| {
-            let mut pairs = vec![
-                ("error", e.code),
-                ("error_description", e.description.as_str()),
-            ];
-            if let Some(s) = state {
-                pairs.push(("state", s));
-            }
-            Response::redirect(append_query(&redirect_uri, &pairs))
-        };
+        let send_back = |e: AuthorizeError| e.into_redirect(&redirect_uri, state);
         let checked = match self.check_authorization(client, &params, redirect_uri.clone(), given) {
             Ok(c) => c,
             Err(e) => return send_back(e),
@@ -173,15 +117,15 @@ impl OAuthProvider {
         let basic = req.authorization.and_then(basic_credentials);
         let user = if let Some(creds) = basic {
             let Ok(creds) = creds else {
-                return basic_challenge();
+                return sign_in_failed();
             };
             match self
                 .authenticate_user(&creds.id, &creds.secret, req.client_ip)
                 .await
             {
                 Ok(Some(user)) => user,
-                Ok(None) => return basic_challenge(),
-                Err(e) => return send_back(redirect_error(e.code(), e.description())),
+                Ok(None) => return sign_in_failed(),
+                Err(e) => return send_back(e.into()),
             }
         } else if req.method == "POST" {
             let form_token = params.get("csrf_token").unwrap_or("");
@@ -219,7 +163,7 @@ impl OAuthProvider {
                         Some("Too many failed attempts. Try again later."),
                     )
                 }
-                Err(e) => return send_back(redirect_error(e.code(), e.description())),
+                Err(e) => return send_back(e.into()),
             }
         } else {
             return self.login_form(&params, req.secure, None);
@@ -258,7 +202,7 @@ impl OAuthProvider {
             Err(_) => Err(OAuthError::ServerError),
         };
         if let Err(e) = stored {
-            return send_back(redirect_error(e.code(), e.description()));
+            return send_back(e.into());
         }
         let mut pairs = vec![("code", code.as_str())];
         if let Some(s) = state {
@@ -274,43 +218,43 @@ impl OAuthProvider {
         params: &Params,
         redirect_uri: String,
         redirect_uri_given: bool,
-    ) -> Result<Checked<'c>, Redirected> {
+    ) -> Result<Checked<'c>, AuthorizeError> {
         match params.get("response_type") {
             Some("code") => {}
             Some(other) => {
-                return Err(redirect_error(
+                return Err(AuthorizeError::new(
                     "unsupported_response_type",
                     format!("response_type `{other}` is not supported"),
                 ))
             }
             None => {
-                return Err(redirect_error(
+                return Err(AuthorizeError::new(
                     "invalid_request",
                     "response_type is missing",
                 ))
             }
         }
         if !client.allows(Grant::AuthorizationCode) {
-            return Err(redirect_error(
+            return Err(AuthorizeError::new(
                 "unauthorized_client",
                 "the client may not use the authorization code grant",
             ));
         }
         let scope = self
             .resolve_scope(client, params.get("scope"), None)
-            .map_err(|e| redirect_error(e.code(), e.description()))?;
+            .map_err(AuthorizeError::from)?;
         let challenge = match (
             params.get("code_challenge"),
             params.get("code_challenge_method"),
         ) {
             (None, Some(_)) => {
-                return Err(redirect_error(
+                return Err(AuthorizeError::new(
                     "invalid_request",
                     "code_challenge_method without code_challenge",
                 ))
             }
             (None, None) if client.public => {
-                return Err(redirect_error(
+                return Err(AuthorizeError::new(
                     "invalid_request",
                     "public clients must use PKCE (code_challenge)",
                 ))
@@ -322,20 +266,20 @@ impl OAuthProvider {
                     "S256" => {}
                     "plain" if client.allow_plain_pkce => {}
                     "plain" => {
-                        return Err(redirect_error(
+                        return Err(AuthorizeError::new(
                             "invalid_request",
                             "code_challenge_method must be S256",
                         ))
                     }
                     other => {
-                        return Err(redirect_error(
+                        return Err(AuthorizeError::new(
                             "invalid_request",
                             format!("code_challenge_method `{other}` is not supported"),
                         ))
                     }
                 }
                 if !is_pkce_value(c) {
-                    return Err(redirect_error(
+                    return Err(AuthorizeError::new(
                         "invalid_request",
                         "code_challenge must be 43 to 128 unreserved characters",
                     ));
@@ -396,11 +340,4 @@ impl OAuthProvider {
         ));
         resp
     }
-}
-
-fn basic_challenge() -> Response {
-    let mut resp = error_page(401, "Sign-in failed.");
-    resp.headers
-        .push(("www-authenticate", "Basic realm=\"tollgate\"".into()));
-    resp
 }

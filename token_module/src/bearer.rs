@@ -1,25 +1,7 @@
-//! RFC 6750: reading a bearer token from a request and answering when it is missing, invalid
-//! or lacks scope.
+//! RFC 6750: reading a bearer token from a request. Its errors and their responses live in
+//! [`crate::error`].
 
-use crate::response::Response;
-
-/// The realm in `WWW-Authenticate` challenges.
-pub const REALM: &str = "tollgate";
-
-/// Why no usable bearer token was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BearerError {
-    /// No credentials: 401 with a bare challenge (RFC 6750 3.1: no error code).
-    Missing,
-    /// Malformed request, e.g. a token both in the header and the query: 400.
-    InvalidRequest(&'static str),
-    /// 401 `invalid_token`.
-    InvalidToken(&'static str),
-    /// 403 `insufficient_scope`, naming the scopes needed.
-    InsufficientScope(String),
-    /// The store was needed and did not answer: 503.
-    Unavailable,
-}
+pub use crate::error::{BearerError, REALM};
 
 /// Finds the bearer token: `Authorization: Bearer …` (scheme case-insensitive) or, where
 /// `allow_query`, an `access_token` query parameter; never both.
@@ -63,61 +45,6 @@ pub fn extract(
     }
 }
 
-fn quote(s: &str) -> String {
-    s.replace(['"', '\\'], "")
-}
-
-impl BearerError {
-    /// The RFC 6750 response: status, `WWW-Authenticate`, and a JSON body.
-    pub fn into_response(self) -> Response {
-        let (status, challenge, body) = match &self {
-            BearerError::Missing => (401, format!("Bearer realm=\"{REALM}\""), None),
-            BearerError::InvalidRequest(d) => (
-                400,
-                format!(
-                    "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{}\"",
-                    quote(d)
-                ),
-                Some(("invalid_request", d.to_string())),
-            ),
-            BearerError::InvalidToken(d) => (
-                401,
-                format!(
-                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                    quote(d)
-                ),
-                Some(("invalid_token", d.to_string())),
-            ),
-            BearerError::InsufficientScope(scope) => (
-                403,
-                format!(
-                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
-                    quote(scope)
-                ),
-                Some((
-                    "insufficient_scope",
-                    format!("the token lacks the scope `{scope}`"),
-                )),
-            ),
-            BearerError::Unavailable => {
-                let err = crate::OAuthError::TemporarilyUnavailable;
-                return err.into_response();
-            }
-        };
-        let json = match body {
-            Some((code, description)) => {
-                serde_json::json!({ "error": code, "error_description": description })
-            }
-            None => {
-                serde_json::json!({ "error": "unauthorized", "error_description": "a bearer token is required" })
-            }
-        };
-        let mut resp = Response::json(status, &json);
-        resp.headers.push(("www-authenticate", challenge));
-        resp
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,24 +72,5 @@ mod tests {
             extract(None, Some("access_token=b"), false),
             Err(BearerError::InvalidRequest(_))
         ));
-    }
-
-    #[test]
-    fn challenges_follow_rfc_6750() {
-        let r = BearerError::Missing.into_response();
-        assert_eq!(
-            (r.status, r.header("www-authenticate")),
-            (401, Some("Bearer realm=\"tollgate\""))
-        );
-        let r = BearerError::InsufficientScope("petstore.w".into()).into_response();
-        assert_eq!(r.status, 403);
-        assert_eq!(
-            r.header("www-authenticate"),
-            Some("Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"petstore.w\"")
-        );
-        let r = BearerError::InvalidToken("expired").into_response();
-        assert!(r
-            .header("www-authenticate")
-            .is_some_and(|h| h.contains("error=\"invalid_token\"")));
     }
 }

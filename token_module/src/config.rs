@@ -215,7 +215,7 @@ pub mod file {
         /// Access-token lifetime. Default: 3600.
         #[serde(default = "default_access_ttl")]
         pub access_token_ttl_seconds: u64,
-        /// `iss` of its JWT access tokens. Default: `oauth.issuer`, else `tollgate`.
+        /// `iss` of its JWT access tokens. Default: `oauth.issuer`.
         #[serde(default)]
         pub issuer: Option<String>,
         /// `aud` of its JWT access tokens. Default: its client_id.
@@ -486,7 +486,7 @@ impl OAuthConfig {
         let mut clients = HashMap::new();
         for (i, c) in f.clients.into_iter().enumerate() {
             let key = format!("clients[{i}]");
-            let client = client(&key, c, Some(&issuer))?;
+            let client = client(&key, c, &issuer)?;
             if clients.contains_key(&client.client_id) {
                 return Err(ConfigError::new(
                     format!("{key}.client_id"),
@@ -505,7 +505,7 @@ impl OAuthConfig {
         for (i, u) in f.users.into_iter().enumerate() {
             let key = format!("users[{i}]");
             let password_hash = PasswordHash::parse(&u.password_hash)
-                .map_err(|e| ConfigError::new(format!("{key}.password_hash"), e))?;
+                .map_err(|e| ConfigError::new(format!("{key}.password_hash"), e.to_string()))?;
             if u.username.is_empty() {
                 return Err(ConfigError::new(
                     format!("{key}.username"),
@@ -621,7 +621,7 @@ fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
-fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Client, ConfigError> {
+fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, ConfigError> {
     let err = |field: &str, msg: String| ConfigError::new(format!("{key}.{field}"), msg);
     if c.client_id.is_empty() || c.client_id.contains(':') {
         return Err(err("client_id", "must be non-empty and hold no `:`".into()));
@@ -631,7 +631,7 @@ fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Cl
         .as_deref()
         .map(PasswordHash::parse)
         .transpose()
-        .map_err(|e| err("secret_hash", e))?;
+        .map_err(|e| err("secret_hash", e.to_string()))?;
     match (c.public, &secret_hash) {
         (true, Some(_)) => return Err(err("secret_hash", "a public client has no secret".into())),
         (false, None) => {
@@ -720,10 +720,7 @@ fn client(key: &str, c: file::Client, default_issuer: Option<&str>) -> Result<Cl
         7 * 86_400,
     )?;
     Ok(Client {
-        issuer: c
-            .issuer
-            .or_else(|| default_issuer.map(str::to_string))
-            .unwrap_or_else(|| "tollgate".into()),
+        issuer: c.issuer.unwrap_or_else(|| default_issuer.to_string()),
         audience: c.audience.unwrap_or_else(|| c.client_id.clone()),
         client_id: c.client_id,
         secret_hash,

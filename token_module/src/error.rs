@@ -1,11 +1,34 @@
-//! OAuth errors and the one place that turns them into HTTP status, headers and JSON body.
+//! Every error a client of Tollgate sees, and the one place that renders each: the JSON error
+//! body (RFC 6749 5.2, also used by the gateway's own errors), the bearer challenge (RFC 6750
+//! 3), the Basic challenge, and the authorization endpoint's error redirect (RFC 6749
+//! 4.1.2.1) and error page. A new error is one variant and one match arm here.
 
-use crate::response::Response;
+use crate::response::{html_escape, Response};
+use crate::validate::Rejection;
+
+/// The realm of every `WWW-Authenticate` challenge.
+pub const REALM: &str = "tollgate";
+
+/// `{"error": code, "error_description": description}`: the body of every JSON error.
+pub fn error_body(code: &str, description: &str) -> serde_json::Value {
+    serde_json::json!({ "error": code, "error_description": description })
+}
+
+/// A JSON error response (not cacheable) with `status`.
+pub fn error_response(status: u16, code: &str, description: &str) -> Response {
+    Response::json(status, &error_body(code, description))
+}
+
+/// The `WWW-Authenticate` value asking for HTTP Basic credentials.
+fn basic_challenge() -> String {
+    format!("Basic realm=\"{REALM}\"")
+}
 
 /// Why a token request failed. Each variant's doc quotes RFC 6749 5.2 (or says what else it
 /// is); [`OAuthError::code`] is the `error` value the client sees. Internal causes (a store
 /// outage, a signing failure) are logged where they happen and never reach the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", self.code(), self.description())]
 #[non_exhaustive]
 pub enum OAuthError {
     /// "The request is missing a required parameter, includes an unsupported parameter value
@@ -98,13 +121,10 @@ impl OAuthError {
 
     /// The complete RFC 6749 5.2 error response: the only mapping from error to the wire.
     pub fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({ "error": self.code(), "error_description": self.description() });
-        let mut resp = Response::json(self.status(), &body);
+        let mut resp = error_response(self.status(), self.code(), &self.description());
         match self {
             OAuthError::InvalidClient { basic: true } => {
-                resp.headers
-                    .push(("www-authenticate", "Basic realm=\"tollgate\"".into()));
+                resp.headers.push(("www-authenticate", basic_challenge()));
             }
             OAuthError::TooManyAttempts { retry_after_secs } => {
                 resp.headers
@@ -122,5 +142,184 @@ impl From<crate::StoreError> for OAuthError {
     fn from(e: crate::StoreError) -> Self {
         tracing::warn!(error = %e, "store call failed during an OAuth request");
         OAuthError::TemporarilyUnavailable
+    }
+}
+
+/// RFC 6750: why no usable bearer token was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    /// No credentials: 401 with a bare challenge (RFC 6750 3.1: no error code).
+    #[error("a bearer token is required")]
+    Missing,
+    /// Malformed request, e.g. a token both in the header and the query: 400.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// 401 `invalid_token`.
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    /// 403 `insufficient_scope`, naming the scopes needed.
+    #[error("insufficient_scope: {0}")]
+    InsufficientScope(String),
+    /// The store was needed and did not answer: 503.
+    #[error("the token store is unavailable")]
+    Unavailable,
+}
+
+impl From<Rejection> for BearerError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::Invalid(why) => BearerError::InvalidToken(why),
+            Rejection::StoreUnavailable => BearerError::Unavailable,
+        }
+    }
+}
+
+/// A challenge parameter value: quotes and backslashes dropped (they cannot be escaped
+/// portably).
+fn quote(s: &str) -> String {
+    s.replace(['"', '\\'], "")
+}
+
+impl BearerError {
+    /// The RFC 6750 response: status, `WWW-Authenticate`, and a JSON body.
+    pub fn into_response(self) -> Response {
+        let (status, code, description) = match &self {
+            BearerError::Missing => (401, None, "a bearer token is required".to_string()),
+            BearerError::InvalidRequest(d) => (400, Some("invalid_request"), d.to_string()),
+            BearerError::InvalidToken(d) => (401, Some("invalid_token"), d.to_string()),
+            BearerError::InsufficientScope(scope) => (
+                403,
+                Some("insufficient_scope"),
+                format!("the token lacks the scope `{scope}`"),
+            ),
+            BearerError::Unavailable => return OAuthError::TemporarilyUnavailable.into_response(),
+        };
+        let challenge = match (&self, code) {
+            (BearerError::InsufficientScope(scope), Some(code)) => format!(
+                "Bearer realm=\"{REALM}\", error=\"{code}\", scope=\"{}\"",
+                quote(scope)
+            ),
+            (_, Some(code)) => format!(
+                "Bearer realm=\"{REALM}\", error=\"{code}\", error_description=\"{}\"",
+                quote(&description)
+            ),
+            (_, None) => format!("Bearer realm=\"{REALM}\""),
+        };
+        let mut resp = error_response(status, code.unwrap_or("unauthorized"), &description);
+        resp.headers.push(("www-authenticate", challenge));
+        resp
+    }
+}
+
+/// An authorization request that failed after its client and redirect URI were found good:
+/// the error goes back to the client (RFC 6749 4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {description}")]
+pub struct AuthorizeError {
+    pub code: &'static str,
+    pub description: String,
+}
+
+impl AuthorizeError {
+    pub fn new(code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// The redirect to `redirect_uri` carrying the error and the request's `state`.
+    pub fn into_redirect(self, redirect_uri: &str, state: Option<&str>) -> Response {
+        let mut pairs = vec![
+            ("error", self.code),
+            ("error_description", self.description.as_str()),
+        ];
+        if let Some(s) = state {
+            pairs.push(("state", s));
+        }
+        Response::redirect(crate::response::append_query(redirect_uri, &pairs))
+    }
+}
+
+impl From<OAuthError> for AuthorizeError {
+    fn from(e: OAuthError) -> Self {
+        Self::new(e.code(), e.description())
+    }
+}
+
+/// A page shown when an authorization request cannot be sent back to the client (unknown
+/// client or redirect URI): RFC 6749 4.1.2.1 forbids redirecting then.
+pub fn error_page(status: u16, message: &str) -> Response {
+    Response::html(
+        status,
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
+             <body><h1>Authorization error</h1><p>{}</p></body></html>",
+            html_escape(message)
+        ),
+    )
+}
+
+/// HTTP Basic sign-in at the authorization endpoint failed: 401 asking again.
+pub fn sign_in_failed() -> Response {
+    let mut resp = error_page(401, "Sign-in failed.");
+    resp.headers.push(("www-authenticate", basic_challenge()));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_follow_rfc_6750() {
+        let r = BearerError::Missing.into_response();
+        assert_eq!(
+            (r.status, r.header("www-authenticate")),
+            (401, Some("Bearer realm=\"tollgate\""))
+        );
+        let r = BearerError::InsufficientScope("petstore.w".into()).into_response();
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"petstore.w\"")
+        );
+        let r = BearerError::InvalidToken("expired").into_response();
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(
+                "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"expired\""
+            )
+        );
+        assert_eq!(BearerError::Unavailable.into_response().status, 503);
+        assert_eq!(
+            BearerError::from(Rejection::StoreUnavailable),
+            BearerError::Unavailable
+        );
+    }
+
+    #[test]
+    fn every_json_error_has_one_shape() {
+        let r = OAuthError::InvalidClient { basic: true }.into_response();
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"tollgate\"")
+        );
+        let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_eq!(
+            body,
+            error_body("invalid_client", "client authentication failed")
+        );
+        let r =
+            AuthorizeError::new("access_denied", "no").into_redirect("https://c/cb?x=1", Some("s"));
+        assert_eq!(
+            r.header("location"),
+            Some("https://c/cb?x=1&error=access_denied&error_description=no&state=s")
+        );
+        assert_eq!(
+            OAuthError::ServerError.to_string(),
+            "server_error: the authorization server failed to handle the request"
+        );
     }
 }

@@ -88,7 +88,7 @@ pub struct SignError(pub String);
 
 impl SigningKey {
     /// Parses a PEM private key for `algorithm`.
-    pub fn from_pem(kid: &str, algorithm: SigningAlgorithm, pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(kid: &str, algorithm: SigningAlgorithm, pem: &[u8]) -> Result<Self, KeyError> {
         let der = PrivateKeyDer::from_pem_slice(pem)
             .map_err(|e| format!("not a PEM private key: {e}"))?;
         let rejected = |e: aws_lc_rs::error::KeyRejected| {
@@ -149,10 +149,9 @@ impl SigningKey {
                 (Pair::Ed25519(pair), key)
             }
             _ => {
-                return Err(format!(
-                    "the PEM does not hold a {} private key",
-                    algorithm.name()
-                ))
+                return Err(
+                    format!("the PEM does not hold a {} private key", algorithm.name()).into(),
+                )
             }
         };
         let header = serde_json::json!({ "kid": kid, "alg": algorithm.name() });
@@ -225,6 +224,23 @@ impl SigningKey {
 pub struct KeySet {
     keys: Vec<SigningKey>,
     active: usize,
+}
+
+/// Why a PEM file does not make a [`SigningKey`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
+
+impl From<String> for KeyError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for KeyError {
+    fn from(message: &str) -> Self {
+        Self(message.to_string())
+    }
 }
 
 /// Why keys do not make a [`KeySet`].

@@ -12,7 +12,6 @@ use crate::keys::SigningAlgorithm;
 use crate::provider::{now, OAuthProvider};
 use crate::records::Subject;
 use crate::response::Response;
-use crate::validate::Rejection;
 
 /// What an id_token is made from.
 pub(crate) struct IdTokenInput<'a> {
@@ -200,10 +199,7 @@ impl OAuthProvider {
             let verified = self
                 .validate_access_token(&token, false)
                 .await
-                .map_err(|r| match r {
-                    Rejection::Invalid(why) => BearerError::InvalidToken(why),
-                    Rejection::StoreUnavailable => BearerError::Unavailable,
-                })?
+                .map_err(BearerError::from)?
                 .token;
             if !verified.has_scope("openid") {
                 return Err(BearerError::InsufficientScope("openid".into()));

@@ -163,7 +163,10 @@ pub(crate) fn log_id(family_id: &str) -> String {
 
 impl OAuthProvider {
     /// Verified secrets are remembered for five minutes, at most 100,000 of them.
-    pub fn new(config: OAuthConfig, store: Arc<dyn Store>) -> Result<Self, String> {
+    pub fn new(
+        config: OAuthConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, crate::secrets::SecretError> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
         let validator = crate::validate::Validator::new(&config);
         Ok(Self {
@@ -399,7 +402,8 @@ impl OAuthProvider {
         Ok(scope)
     }
 
-    /// Issues an access token (and, when `refresh` carries a family, its refresh token).
+    /// Issues an access token in the client's format (a signed JWT, or an opaque token kept in
+    /// the store) and returns it with what revoking it later needs.
     pub(crate) async fn issue_access_token(
         &self,
         client: &Client,

@@ -78,3 +78,27 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// `uri` with `pairs` appended to its query, form-encoded.
+pub(crate) fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", ser.finish())
+}
+
+/// Text made safe for HTML content and attribute values.
+pub(crate) fn html_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#x27;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}

@@ -27,16 +27,27 @@ impl std::fmt::Debug for PasswordHash {
     }
 }
 
+/// Why a secret could not be hashed or a hash not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("not a PHC hash string: {0}")]
+    NotPhc(String),
+    #[error("`{0}` hashes are not supported; use argon2id (`tollgate hash-secret`)")]
+    UnsupportedAlgorithm(String),
+    #[error("hashing failed: {0}")]
+    Hashing(String),
+    #[error("no system randomness")]
+    NoRandomness,
+}
+
 impl PasswordHash {
     /// Accepts argon2id, argon2i and argon2d PHC strings.
-    pub fn parse(phc: &str) -> Result<Self, String> {
+    pub fn parse(phc: &str) -> Result<Self, SecretError> {
         let parsed =
-            argon2::PasswordHash::new(phc).map_err(|e| format!("not a PHC hash string: {e}"))?;
+            argon2::PasswordHash::new(phc).map_err(|e| SecretError::NotPhc(e.to_string()))?;
         match parsed.algorithm.as_str() {
             "argon2id" | "argon2i" | "argon2d" => Ok(Self(phc.into())),
-            other => Err(format!(
-                "`{other}` hashes are not supported; use argon2id (`tollgate hash-secret`)"
-            )),
+            other => Err(SecretError::UnsupportedAlgorithm(other.to_string())),
         }
     }
 
@@ -52,12 +63,12 @@ impl PasswordHash {
 }
 
 /// Hashes a secret with argon2id and a random salt, for the config (`tollgate hash-secret`).
-pub fn hash_secret(secret: &[u8]) -> Result<String, String> {
+pub fn hash_secret(secret: &[u8]) -> Result<String, SecretError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(secret, &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| SecretError::Hashing(e.to_string()))
 }
 
 /// Verifies secrets against hashes, remembering successes for a while.
@@ -79,15 +90,15 @@ pub struct SecretVerifier {
 
 impl SecretVerifier {
     /// `ttl`: how long a verified pair is remembered; `max_entries` bounds memory.
-    pub fn new(ttl: Duration, max_entries: usize) -> Result<Self, String> {
+    pub fn new(ttl: Duration, max_entries: usize) -> Result<Self, SecretError> {
         let mut key = [0u8; 32];
         SystemRandom::new()
             .fill(&mut key)
-            .map_err(|_| "no system randomness".to_string())?;
+            .map_err(|_| SecretError::NoRandomness)?;
         let mut dummy_secret = [0u8; 32];
         SystemRandom::new()
             .fill(&mut dummy_secret)
-            .map_err(|_| "no system randomness".to_string())?;
+            .map_err(|_| SecretError::NoRandomness)?;
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             verified: Mutex::new(HashMap::new()),

@@ -35,7 +35,7 @@ pub enum StoreError {
 
 /// Key-value operations with time-to-live that the grants need.
 ///
-/// Keys are logical names (`code:…`, `rt:…`); each implementation prepends its configured
+/// Keys are logical names (`code:…`, `rtf:…`); each implementation prepends its configured
 /// prefix. A `ttl` is always at least one millisecond; a value is never returned after it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

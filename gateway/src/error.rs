@@ -1,0 +1,136 @@
+//! The gateway's own errors, and the one place that turns each into a response. Bodies come
+//! from token_module's error module, so every JSON error Tollgate sends has one shape
+//! (`{"error", "error_description"}`), whether the gateway or an OAuth endpoint answered.
+
+use pingora::{ErrorSource, ErrorType};
+use token_module::error::error_response;
+use token_module::Response;
+
+/// A request the gateway answers itself with an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// 400: a request that must not be forwarded as sent (an ambiguous path or method
+    /// spelling, more than one credential).
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// 404: no route matches.
+    #[error("no route matches this request")]
+    NoRoute,
+    /// 405: a protected route has no scopes for the method; `allow` lists those it has.
+    #[error("this route has no scopes for the method")]
+    MethodNotAllowed { allow: String },
+    /// Pingora turned the upstream's answer into an error with this status.
+    #[error("upstream error {0}")]
+    UpstreamStatus(u16),
+    /// 504: the upstream did not answer in time.
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+    /// 502: the upstream could not be reached or misbehaved.
+    #[error("the upstream could not be reached or sent an invalid response")]
+    BadGateway,
+    /// 400: the request could not be read.
+    #[error("the request could not be read")]
+    UnreadableRequest,
+    /// 500: something failed inside the gateway.
+    #[error("the gateway failed to handle the request")]
+    Internal,
+}
+
+impl GatewayError {
+    /// The error of a request Pingora could not proxy; `None` when the client went away and
+    /// there is no one to answer.
+    pub fn from_proxy_error(e: &pingora::Error) -> Option<Self> {
+        Some(match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(code), _) => Self::UpstreamStatus(*code),
+            (
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+                ErrorSource::Upstream,
+            ) => Self::UpstreamTimeout,
+            (_, ErrorSource::Upstream) => Self::BadGateway,
+            (
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => return None,
+            (_, ErrorSource::Downstream) => Self::UnreadableRequest,
+            _ => Self::Internal,
+        })
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest(_) | Self::UnreadableRequest => 400,
+            Self::NoRoute => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::UpstreamStatus(code) => *code,
+            Self::UpstreamTimeout => 504,
+            Self::BadGateway => 502,
+            Self::Internal => 500,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::UnreadableRequest => "invalid_request",
+            Self::NoRoute => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::UpstreamStatus(_) => "upstream_error",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::BadGateway => "bad_gateway",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// The response: status, JSON body, and `Allow` for a 405.
+    pub fn into_response(self) -> Response {
+        let description = match &self {
+            Self::InvalidRequest(why) => why.clone(),
+            Self::UpstreamStatus(_) => Self::Internal.to_string(),
+            other => other.to_string(),
+        };
+        let mut resp = error_response(self.status(), self.code(), &description);
+        if let Self::MethodNotAllowed { allow } = self {
+            resp.headers.push(("allow", allow));
+        }
+        resp
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("store: {0}")]
+    Store(#[from] token_module::StoreError),
+    #[error("oauth: {0}")]
+    OAuth(#[from] token_module::secrets::SecretError),
+    #[error("{file}: TLS for {address}: {message}")]
+    Tls {
+        file: String,
+        address: String,
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_errors_have_the_oauth_shape() {
+        let r = GatewayError::MethodNotAllowed {
+            allow: "GET, POST".into(),
+        }
+        .into_response();
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST")));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_eq!(body["error"], "method_not_allowed");
+        let r = GatewayError::InvalidRequest("two credentials".into()).into_response();
+        let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "invalid_request", "error_description": "two credentials"})
+        );
+        assert_eq!(GatewayError::UpstreamStatus(503).status(), 503);
+    }
+}
