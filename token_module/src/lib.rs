@@ -2,31 +2,26 @@
 //!
 //! This crate owns the protocol logic and the token store. The gateway hands it parsed
 //! requests ([`TokenRequest`], [`AuthorizeRequest`]) and writes back the [`Response`] values
-//! it returns; nothing here knows Pingora.
+//! it returns; nothing here knows Pingora. The public surface is what the gateway, the tests
+//! and the benches use; everything else is private.
 
-pub mod authorize;
 pub mod bearer;
 mod clock;
 pub mod config;
+mod crypto;
 pub mod error;
 pub mod form;
 pub mod keys;
-pub mod lifecycle;
-pub mod oidc;
-pub mod provider;
-pub mod random;
-pub mod records;
-pub mod response;
+mod provider;
+mod records;
+mod response;
 pub mod secrets;
 pub mod store;
-pub mod token;
-pub mod validate;
+mod validate;
 
-pub use authorize::AuthorizeRequest;
 pub use config::{ConfigError, OAuthConfig};
-pub use error::OAuthError;
-pub use provider::OAuthProvider;
+pub use error::{BearerError, OAuthError};
+pub use provider::{AuthorizeRequest, OAuthProvider, TokenOutcome, TokenRequest};
 pub use response::Response;
 pub use store::{MemoryStore, RedisStore, Store, StoreError, StoreUrl};
-pub use token::{TokenOutcome, TokenRequest};
 pub use validate::{Rejection, Validated, VerifiedToken};

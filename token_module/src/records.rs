@@ -1,5 +1,5 @@
 //! What the grants keep in the store, as JSON. Keys are derived from digests of the codes and
-//! tokens (see [`crate::random::digest_hex`]), so the store never holds a usable secret.
+//! tokens (see [`crate::crypto::digest_hex`]), so the store never holds a usable secret.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +65,7 @@ pub struct RedeemedCode {
 }
 
 /// `rtf:<family id>`: a refresh-token family. A refresh token starts with its family id (see
-/// [`crate::random::refresh_token`]); the record holds the digest of the one token of the
+/// [`crate::crypto::refresh_token`]); the record holds the digest of the one token of the
 /// family still valid. Rotation swaps the whole record atomically (compare-and-swap), so
 /// exactly one use of the current token wins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,7 +146,7 @@ pub struct OpaqueAccessToken {
 }
 
 /// Store keys.
-pub mod keys {
+pub mod store_key {
     pub fn code(digest: &str) -> String {
         format!("code:{digest}")
     }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::clock::now;
 use crate::config::{OAuthConfig, TokenFormat, TokenProfile};
-use crate::random;
-use crate::records::{keys, OpaqueAccessToken, Subject};
+use crate::crypto;
+use crate::records::{store_key, OpaqueAccessToken, Subject};
 use crate::store::{Store, StoreError};
 
 /// What a valid access token says.
@@ -207,7 +207,7 @@ impl Validator {
 
     /// A JWT was revoked through this instance: its verification is not reused.
     pub(crate) fn forget_verified(&self, token: &str) {
-        self.token_cache.remove(&random::digest(token));
+        self.token_cache.remove(&crypto::digest(token));
     }
 
     /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
@@ -226,7 +226,7 @@ impl Validator {
             self.verify_jwt(config, token)?
         } else {
             (
-                lookup_opaque(store, &random::digest_hex(token)).await?,
+                lookup_opaque(store, &crypto::digest_hex(token)).await?,
                 false,
             )
         };
@@ -237,14 +237,17 @@ impl Validator {
         if !fresh && self.not_revoked.contains(&validated.token.jti) {
             return Ok(validated);
         }
-        match store.get(&keys::denied_jti(&validated.token.jti)).await {
+        match store
+            .get(&store_key::denied_jti(&validated.token.jti))
+            .await
+        {
             Ok(None) => {
                 self.not_revoked
                     .insert(&validated.token.jti, validated.token.exp);
                 Ok(validated)
             }
             Ok(Some(_)) => {
-                self.token_cache.remove(&random::digest(token));
+                self.token_cache.remove(&crypto::digest(token));
                 Err(Rejection::Invalid("the token was revoked"))
             }
             Err(e) if fail_open && validated.token.format == TokenFormat::Jwt => {
@@ -264,7 +267,7 @@ impl Validator {
         config: &OAuthConfig,
         token: &str,
     ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
-        let digest = random::digest(token);
+        let digest = crypto::digest(token);
         let now = now();
         let leeway = config.leeway.as_secs();
         if let Some(hit) = self.token_cache.get(&digest, now.saturating_sub(leeway)) {
@@ -368,7 +371,7 @@ pub(crate) fn verify_jwt_uncached(
 
 async fn lookup_opaque(store: &dyn Store, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
     let raw = store
-        .get(&keys::opaque_access(digest))
+        .get(&store_key::opaque_access(digest))
         .await
         .map_err(|e: StoreError| {
             tracing::warn!(error = %e, "cannot look up an opaque token");

@@ -1,12 +1,13 @@
 //! The token lifecycle endpoints: revocation (RFC 7009) and introspection (RFC 7662).
 
+use super::client_auth::AuthPurpose;
+use super::token_endpoint::TokenRequest;
+use super::{now, OAuthProvider};
+use crate::crypto;
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::provider::{now, AuthPurpose, OAuthProvider};
-use crate::random;
-use crate::records::{keys, IssuedTokens, OpaqueAccessToken, RefreshFamily};
+use crate::records::{store_key, IssuedTokens, OpaqueAccessToken, RefreshFamily};
 use crate::response::Response;
-use crate::token::TokenRequest;
 use crate::validate::Rejection;
 
 /// A refresh token's family, if the token is the family's current one and it is alive.
@@ -19,11 +20,11 @@ enum RefreshLookup {
 
 impl OAuthProvider {
     async fn lookup_refresh(&self, token: &str) -> Result<RefreshLookup, OAuthError> {
-        let digest = random::digest_hex(token);
-        let Some(id) = random::family_of(token).map(str::to_string) else {
+        let digest = crypto::digest_hex(token);
+        let Some(id) = crypto::family_of(token).map(str::to_string) else {
             return Ok(RefreshLookup::Unknown);
         };
-        let Some(raw) = self.store.get(&keys::family(&id)).await? else {
+        let Some(raw) = self.store.get(&store_key::family(&id)).await? else {
             return Ok(RefreshLookup::Unknown);
         };
         let Ok(family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
@@ -84,7 +85,7 @@ impl OAuthProvider {
                 }
             }
         } else {
-            let key = keys::opaque_access(&random::digest_hex(token));
+            let key = store_key::opaque_access(&crypto::digest_hex(token));
             if let Some(record) = self
                 .store
                 .get(&key)

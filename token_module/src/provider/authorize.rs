@@ -5,11 +5,11 @@
 use std::net::IpAddr;
 
 use crate::config::{Client, Grant};
+use crate::crypto::{self, ct_eq};
 use crate::error::{error_page, sign_in_failed, AuthorizeError, OAuthError};
 use crate::form::{basic_credentials, Params};
 use crate::provider::{now, OAuthProvider};
-use crate::random::{self, ct_eq};
-use crate::records::{keys, CodeRecord, Subject};
+use crate::records::{store_key, CodeRecord, Subject};
 use crate::response::Response;
 use crate::response::{append_query, html_escape};
 
@@ -188,12 +188,12 @@ impl OAuthProvider {
             code_challenge_method: method,
             auth_time: now(),
         };
-        let code = random::authorization_code();
+        let code = crypto::authorization_code();
         let stored = match serde_json::to_vec(&record) {
             Ok(value) => self
                 .store
                 .put(
-                    &keys::code(&random::digest_hex(&code)),
+                    &store_key::code(&crypto::digest_hex(&code)),
                     &value,
                     self.config.code_ttl,
                 )
@@ -298,7 +298,7 @@ impl OAuthProvider {
 
     /// The sign-in page, with a fresh CSRF token in a cookie and in the form.
     fn login_form(&self, params: &Params, secure: bool, message: Option<&str>) -> Response {
-        let csrf = random::id();
+        let csrf = crypto::id();
         let mut hidden = String::new();
         for name in FORWARDED {
             if let Some(value) = params.get(name) {

@@ -1,0 +1,125 @@
+//! The OAuth 2.0 authorization server Tollgate embeds: [`OAuthProvider`] owns the
+//! configuration, the store, the secret verifier and the token validator, and its behaviour is
+//! split by concern into the files of this module:
+//!
+//! | file | behaviour |
+//! | --- | --- |
+//! | `token_endpoint.rs` | the token endpoint: parse, authenticate the client, dispatch to a grant, answer |
+//! | `grants/*.rs` | one grant per file, read top to bottom |
+//! | `client_auth.rs` | client and user authentication, brute-force counters |
+//! | `issuance.rs` | scope resolution, access tokens, refresh-token families |
+//! | `revocation.rs` | denying access tokens, revoking families (atomic with rotation) |
+//! | `lifecycle.rs` | the revocation (RFC 7009) and introspection (RFC 7662) endpoints |
+//! | `authorize.rs` | the authorization endpoint and its sign-in form |
+//! | `oidc.rs` | id_tokens, discovery, JWKS, userinfo |
+
+mod authorize;
+mod client_auth;
+mod grants;
+mod issuance;
+mod lifecycle;
+mod oidc;
+mod revocation;
+mod token_endpoint;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use crate::clock::now;
+pub use authorize::AuthorizeRequest;
+pub use token_endpoint::{TokenOutcome, TokenRequest};
+
+use crate::config::OAuthConfig;
+use crate::crypto;
+use crate::secrets::SecretVerifier;
+use crate::store::Store;
+use crate::validate::{Rejection, Validated, VerifiedToken};
+
+/// The OAuth 2.0 authorization server Tollgate embeds.
+pub struct OAuthProvider {
+    config: OAuthConfig,
+    store: Arc<dyn Store>,
+    verifier: SecretVerifier,
+    validator: crate::validate::Validator,
+    /// Attempts slowed down because their account had many failures.
+    throttled: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for OAuthProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProvider")
+            .field("clients", &self.config.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A family's name for logs: a digest, since the family id begins every refresh token.
+fn log_id(family_id: &str) -> String {
+    crypto::digest_hex(family_id)[..12].to_string()
+}
+
+impl OAuthProvider {
+    /// Verified secrets are remembered for five minutes, at most 100,000 of them.
+    pub fn new(
+        config: OAuthConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, crate::secrets::SecretError> {
+        let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
+        let validator = crate::validate::Validator::new(&config);
+        Ok(Self {
+            config,
+            store,
+            verifier,
+            validator,
+            throttled: Arc::default(),
+        })
+    }
+
+    pub fn config(&self) -> &OAuthConfig {
+        &self.config
+    }
+
+    /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
+    /// denylist check: accept (true) or [`Rejection::StoreUnavailable`] (false).
+    pub async fn validate_access_token(
+        &self,
+        token: &str,
+        fail_open: bool,
+    ) -> Result<Validated, Rejection> {
+        self.validate(token, fail_open, false).await
+    }
+
+    /// As [`Self::validate_access_token`]; `fresh` asks the store about revocation even
+    /// when a recent answer is cached (introspection does: it is the authoritative answer).
+    pub(crate) async fn validate(
+        &self,
+        token: &str,
+        fail_open: bool,
+        fresh: bool,
+    ) -> Result<Validated, Rejection> {
+        self.validator
+            .validate(&self.config, self.store.as_ref(), token, fail_open, fresh)
+            .await
+    }
+
+    /// Signature, algorithm, `kid`, time and claims of a JWT access token; the flag says
+    /// whether the verified-token cache answered.
+    pub(crate) fn verify_jwt(&self, token: &str) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
+        self.validator.verify_jwt(&self.config, token)
+    }
+
+    /// The full check of a JWT access token with no cache (for benches).
+    pub fn verify_jwt_uncached(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+        crate::validate::verify_jwt_uncached(&self.config, token)
+    }
+
+    /// The count of authentication attempts slowed down by the per-account failure count.
+    pub fn throttled_attempts(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.throttled)
+    }
+
+    /// The count of argon2 verifications run (known and unknown identities alike).
+    pub fn hash_verifications(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.verifier.verifications)
+    }
+}

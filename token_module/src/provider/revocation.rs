@@ -1,0 +1,88 @@
+//! Revoking what was issued: an access token goes on the denylist (an opaque one is also
+//! deleted), a refresh-token family is tombstoned atomically with respect to rotation.
+
+use std::time::Duration;
+
+use super::{log_id, now, OAuthProvider};
+use crate::error::OAuthError;
+use crate::records::{store_key, IssuedTokens, RefreshFamily};
+
+impl OAuthProvider {
+    /// Revokes what a grant issued: the access token (denylisted until it expires, and
+    /// deleted when opaque) and the whole refresh-token family.
+    pub(crate) async fn revoke_issued(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
+        self.deny_access_token(issued).await?;
+        if let Some(family_id) = &issued.family_id {
+            self.revoke_family(family_id).await?;
+        }
+        Ok(())
+    }
+    pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
+        self.validator.forget_not_revoked(&issued.access_jti);
+        let remaining = issued.access_exp.saturating_sub(now());
+        if remaining > 0 && !issued.access_jti.is_empty() {
+            self.store
+                .put(
+                    &store_key::denied_jti(&issued.access_jti),
+                    b"1",
+                    Duration::from_secs(remaining),
+                )
+                .await?;
+        }
+        if let Some(key) = &issued.access_key {
+            self.store.delete(key).await?;
+        }
+        Ok(())
+    }
+    /// Marks a family revoked (writing a tombstone if it does not exist yet) and revokes its
+    /// latest access token, atomically with respect to a rotation: the tombstone replaces
+    /// exactly the record whose latest access token was just denied (compare-and-swap). A
+    /// refresh that rotates in between makes the swap fail, and the next round denies the
+    /// access token that refresh issued; a refresh that comes after finds the tombstone, and
+    /// one whose own swap loses denies its token itself. So whichever wins, no access token of
+    /// the family outlives the revocation.
+    pub(crate) async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
+        // Each lost round means a refresh rotated the family; a family rotates only with its
+        // one current token, so contention ends quickly.
+        const ROUNDS: usize = 16;
+        let key = store_key::family(family_id);
+        let ttl = self.config.refresh_token_ttl;
+        for _ in 0..ROUNDS {
+            let tombstone = || {
+                serde_json::to_vec(&RefreshFamily::tombstone(now() + ttl.as_secs()))
+                    .map_err(|_| OAuthError::ServerError)
+            };
+            let Some(raw) = self.store.get(&key).await? else {
+                if self.store.put_if_absent(&key, &tombstone()?, ttl).await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            let Ok(mut family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
+                // Unreadable: nothing in it can be denied, but it must not be used again.
+                if self
+                    .store
+                    .compare_and_swap(&key, &raw, &tombstone()?, ttl)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
+            };
+            for issued in family.access_tokens() {
+                self.deny_access_token(issued).await?;
+            }
+            if family.revoked {
+                return Ok(());
+            }
+            family.revoked = true;
+            let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
+            if self.store.compare_and_swap(&key, &raw, &value, ttl).await? {
+                tracing::info!(family = %log_id(family_id), "refresh token family revoked");
+                return Ok(());
+            }
+        }
+        tracing::warn!(family = %log_id(family_id), "refresh token family could not be revoked: it kept changing");
+        Err(OAuthError::TemporarilyUnavailable)
+    }
+}
