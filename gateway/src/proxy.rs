@@ -239,8 +239,9 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route selected"))?;
-        let index = (ctx.first_upstream + ctx.failed_connects) % route.upstreams.len();
-        let upstream = &route.upstreams[index];
+        let upstream = route
+            .upstreams
+            .cycle(ctx.first_upstream + ctx.failed_connects);
         let mut peer = HttpPeer::new(upstream.addr, upstream.tls.is_some(), upstream.sni.clone());
         peer.options.connection_timeout = Some(route.connect_timeout);
         peer.options.read_timeout = Some(route.read_timeout);

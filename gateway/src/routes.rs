@@ -36,6 +36,32 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
+/// A list with at least one element, by construction: a route always has an upstream to
+/// pick, so request code never checks.
+#[derive(Debug, Clone)]
+pub struct NonEmpty<T>(Vec<T>);
+
+impl<T> NonEmpty<T> {
+    /// `None` for an empty list.
+    pub fn new(items: Vec<T>) -> Option<Self> {
+        (!items.is_empty()).then_some(Self(items))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never: kept for the `len`/`is_empty` pair.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The element at `index` counted round the list: never out of bounds.
+    pub fn cycle(&self, index: usize) -> &T {
+        &self.0[index % self.0.len()]
+    }
+}
+
 /// One upstream address of a route.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -98,7 +124,7 @@ pub struct Route {
     pub host: Option<String>,
     /// Methods to match; empty matches any.
     pub methods: Vec<Method>,
-    pub upstreams: Vec<Upstream>,
+    pub upstreams: NonEmpty<Upstream>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
@@ -177,11 +203,12 @@ mod tests {
             path_prefix: prefix.to_string(),
             host: host.map(str::to_string),
             methods: methods.to_vec(),
-            upstreams: vec![Upstream {
+            upstreams: NonEmpty::new(vec![Upstream {
                 addr: "127.0.0.1:1".parse().expect("addr"),
                 tls: None,
                 sni: String::new(),
-            }],
+            }])
+            .expect("one upstream"),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(1),

@@ -1,11 +1,6 @@
-//! Gateway configuration: the YAML file format and the validated configuration built from it.
-//!
-//! Two layers, as in River: [`file`] holds serde structs that mirror the YAML exactly (unknown
-//! keys are errors, every field documents its default); [`GatewayConfig::load`] converts them
-//! into the validated types the rest of the gateway uses. File structs never leak past that.
-//! Relative paths in the file are resolved against the file's own directory.
+//! Turns the file structs into the validated configuration; every error names the file and
+//! the key at fault.
 
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,386 +9,20 @@ use std::time::Duration;
 use pingora::utils::tls::{parse_x509, WrappedX509};
 use token_module::StoreUrl;
 
+use super::{
+    file, BearerSettings, ConfigError, GatewayConfig, Listener, ListenerTls, ServerSettings,
+    StoreSettings, STORE_URL_ENV,
+};
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
-use crate::routes::{Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
-
-/// The environment variable that overrides `store.url` (so a deployment can point the same
-/// file at its Redis without editing it).
-pub const STORE_URL_ENV: &str = "TOLLGATE_STORE_URL";
-
-/// A configuration problem, naming the file and the offending key.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// Dotted path of the key (`routes[1].upstreams[0]`), or empty for whole-file problems
-    /// (the YAML parser's own messages already carry the path and line).
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// The file format. Every field's default is stated in its doc and in the README.
-pub mod file {
-    use std::collections::BTreeMap;
-
-    use serde::Deserialize;
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct File {
-        /// Process settings. Default: see [`Server`].
-        #[serde(default)]
-        pub server: Server,
-        /// Client-facing listeners. Default: one plain-HTTP listener on `0.0.0.0:6882`.
-        #[serde(default = "default_listeners")]
-        pub listeners: Vec<Listener>,
-        /// The operations listener. Default: see [`Admin`].
-        #[serde(default)]
-        pub admin: Admin,
-        /// Where codes and tokens are kept. Default: the embedded in-memory store.
-        #[serde(default)]
-        pub store: Store,
-        /// The route table. Default: empty (every request but the OAuth endpoints gets 404).
-        #[serde(default)]
-        pub routes: Vec<Route>,
-        /// The OAuth 2.0 authorization server. Default: none (no OAuth endpoints).
-        #[serde(default)]
-        pub oauth: Option<token_module::config::file::OAuth>,
-        /// How protected routes treat bearer tokens. Default: see [`Bearer`].
-        #[serde(default)]
-        pub bearer: Bearer,
-    }
-
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(deny_unknown_fields, default)]
-    pub struct Bearer {
-        /// When the store cannot be asked whether a validly signed JWT was revoked, accept it
-        /// (true) or answer 503 (false). Opaque tokens always need the store. Default: false.
-        pub denylist_fail_open: bool,
-        /// Headers that carry the caller's identity upstream. Every client-sent copy is
-        /// removed on every route. Default: see [`IdentityHeaders`].
-        pub identity_headers: IdentityHeaders,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields, default)]
-    pub struct IdentityHeaders {
-        /// Default: `X-User-Id`.
-        pub user_id: String,
-        /// Default: `X-User-Type`.
-        pub user_type: String,
-        /// Default: `X-Client-Id`.
-        pub client_id: String,
-        /// Granted scopes, space-separated. Default: `X-Scopes`.
-        pub scopes: String,
-    }
-
-    impl Default for IdentityHeaders {
-        fn default() -> Self {
-            Self {
-                user_id: "X-User-Id".into(),
-                user_type: "X-User-Type".into(),
-                client_id: "X-Client-Id".into(),
-                scopes: "X-Scopes".into(),
-            }
-        }
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields, default)]
-    pub struct Server {
-        /// Worker threads for the proxy. Default: 2.
-        pub threads: usize,
-        /// Seconds to keep serving after SIGTERM before closing listeners. Default: 5.
-        pub grace_period_seconds: u64,
-        /// Seconds in-flight requests get to finish after that. Default: 5.
-        pub graceful_shutdown_timeout_seconds: u64,
-        /// Log filter in `tracing` syntax; `RUST_LOG` overrides it. Default: `info`.
-        pub log_level: String,
-        /// `text` or `json` log lines. Default: `text`.
-        pub log_format: String,
-        /// Merge repeated slashes in request paths (`/v1//pets` → `/v1/pets`); `false`
-        /// refuses them with 400. Default: true.
-        pub merge_slashes: bool,
-        /// `%2F` / `%5C` in a path: `reject` (400) or `keep` (forwarded unchanged, matched
-        /// as opaque bytes). Default: `reject`.
-        pub escaped_slashes: EscapedSlashes,
-        /// `;` parameters in a path segment: `reject` (400) or `keep` (forwarded; each
-        /// segment is matched on what precedes its `;`). Default: `reject`.
-        pub path_parameters: PathParameters,
-    }
-
-    /// `server.escaped_slashes`.
-    #[derive(Debug, Default, Clone, Copy, Deserialize)]
-    #[serde(rename_all = "lowercase")]
-    pub enum EscapedSlashes {
-        #[default]
-        Reject,
-        Keep,
-    }
-
-    /// `server.path_parameters`.
-    #[derive(Debug, Default, Clone, Copy, Deserialize)]
-    #[serde(rename_all = "lowercase")]
-    pub enum PathParameters {
-        #[default]
-        Reject,
-        Keep,
-    }
-
-    impl Default for Server {
-        fn default() -> Self {
-            Self {
-                threads: 2,
-                grace_period_seconds: 5,
-                graceful_shutdown_timeout_seconds: 5,
-                log_level: "info".into(),
-                log_format: "text".into(),
-                merge_slashes: true,
-                escaped_slashes: EscapedSlashes::default(),
-                path_parameters: PathParameters::default(),
-            }
-        }
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Listener {
-        /// `ip:port` to bind. Required.
-        pub address: String,
-        /// Serve TLS with this certificate. Default: none (plain HTTP).
-        #[serde(default)]
-        pub tls: Option<ListenerTls>,
-    }
-
-    pub fn default_listeners() -> Vec<Listener> {
-        vec![Listener {
-            address: "0.0.0.0:6882".into(),
-            tls: None,
-        }]
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct ListenerTls {
-        /// PEM certificate chain. Required.
-        pub cert: String,
-        /// PEM private key. Required.
-        pub key: String,
-        /// Offer HTTP/2 through ALPN. Default: true.
-        #[serde(default = "yes")]
-        pub http2: bool,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields, default)]
-    pub struct Admin {
-        /// `ip:port` of `/healthz`, `/readyz` and `/metrics`; `null` turns it off.
-        /// Default: `127.0.0.1:9090`.
-        pub address: Option<String>,
-    }
-
-    impl Default for Admin {
-        fn default() -> Self {
-            Self {
-                address: Some("127.0.0.1:9090".into()),
-            }
-        }
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields, default)]
-    pub struct Store {
-        /// `memory://`, `redis://host:port/db`, `rediss://…`, or
-        /// `redis+cluster://h1:p1,h2:p2`. `TOLLGATE_STORE_URL` overrides it. Default: `memory://`.
-        pub url: String,
-        /// Prepended to every key, so several deployments can share one Redis.
-        /// Default: `tollgate:`.
-        pub key_prefix: String,
-        /// Bound on every store call, connecting included, in milliseconds. Default: 1000.
-        pub timeout_ms: u64,
-    }
-
-    impl Default for Store {
-        fn default() -> Self {
-            Self {
-                url: "memory://".into(),
-                key_prefix: "tollgate:".into(),
-                timeout_ms: 1000,
-            }
-        }
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Route {
-        /// Name used in metrics and logs. Default: the path prefix.
-        #[serde(default)]
-        pub name: Option<String>,
-        /// Requests whose path is this prefix or lies below it (segment-wise) match; the
-        /// longest matching prefix wins. Required, must start with `/`.
-        pub path_prefix: String,
-        /// Match only this `Host` (port ignored, case-insensitive). Default: any host.
-        #[serde(default)]
-        pub host: Option<String>,
-        /// Match only these methods. Default: any method.
-        #[serde(default)]
-        pub methods: Vec<String>,
-        /// `host:port` of each upstream, used round-robin. Required, at least one.
-        pub upstreams: Vec<String>,
-        /// Connect to the upstreams over TLS. Default: none (plain HTTP).
-        #[serde(default)]
-        pub tls: Option<UpstreamTls>,
-        /// Connect timeout per upstream attempt, ms. Default: 2000.
-        #[serde(default = "default_connect_timeout_ms")]
-        pub connect_timeout_ms: u64,
-        /// Longest wait for upstream bytes (each read), ms. Default: 30000.
-        #[serde(default = "default_read_timeout_ms")]
-        pub read_timeout_ms: u64,
-        /// Longest wait for the upstream to accept bytes (each write), ms. Default: 30000.
-        #[serde(default = "default_read_timeout_ms")]
-        pub write_timeout_ms: u64,
-        /// Bearer-token requirements. Default: none (the route is public).
-        #[serde(default)]
-        pub auth: Option<Auth>,
-    }
-
-    fn default_connect_timeout_ms() -> u64 {
-        2000
-    }
-
-    fn default_read_timeout_ms() -> u64 {
-        30_000
-    }
-
-    fn yes() -> bool {
-        true
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct UpstreamTls {
-        /// Server name sent in SNI and verified. Default: the upstream's host.
-        #[serde(default)]
-        pub sni: Option<String>,
-        /// Verify the upstream's certificate chain and name. Default: true.
-        #[serde(default = "yes")]
-        pub verify: bool,
-        /// PEM file of the CAs to trust for this upstream instead of the system's.
-        /// Default: none (system roots).
-        #[serde(default)]
-        pub ca: Option<String>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Auth {
-        /// Require a valid bearer token. Default: true.
-        #[serde(default = "yes")]
-        pub required: bool,
-        /// Scopes every request must carry. Default: none.
-        #[serde(default)]
-        pub scopes: Vec<String>,
-        /// Scopes required per method, instead of `scopes`, for the methods listed; the
-        /// key `"*"` gives the scopes of every method not listed. Without `"*"`, a
-        /// non-standard method (`PURGE`) that is not listed is refused with 405.
-        /// Default: none.
-        #[serde(default)]
-        pub method_scopes: BTreeMap<String, Vec<String>>,
-        /// Pass the client's `Authorization` header on to the upstream. Default: true.
-        #[serde(default = "yes")]
-        pub forward_authorization: bool,
-    }
-}
-
-/// Process-level settings.
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
-    pub threads: usize,
-    pub grace_period: Duration,
-    pub graceful_shutdown_timeout: Duration,
-    pub log_level: String,
-    pub log_json: bool,
-    /// How request paths are brought to normal form.
-    pub path_rules: PathRules,
-}
-
-/// A client-facing listener.
-#[derive(Debug, Clone)]
-pub struct Listener {
-    pub address: SocketAddr,
-    pub tls: Option<ListenerTls>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListenerTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub http2: bool,
-}
-
-/// Store settings.
-#[derive(Debug, Clone)]
-pub struct StoreSettings {
-    pub url: StoreUrl,
-    pub key_prefix: String,
-    pub timeout: Duration,
-}
-
-/// The validated configuration.
-#[derive(Debug)]
-pub struct GatewayConfig {
-    pub source: PathBuf,
-    pub server: ServerSettings,
-    pub listeners: Vec<Listener>,
-    pub admin: Option<SocketAddr>,
-    pub store: StoreSettings,
-    pub routes: RouteTable,
-    pub oauth: Option<token_module::OAuthConfig>,
-    pub bearer: BearerSettings,
-}
-
-/// How protected routes treat bearer tokens.
-#[derive(Debug, Clone)]
-pub struct BearerSettings {
-    pub denylist_fail_open: bool,
-    pub identity: IdentityHeaders,
-}
-
-impl GatewayConfig {
-    /// Reads, parses and validates `path`. `store_url_override` (normally the value of
-    /// [`STORE_URL_ENV`]) replaces `store.url`.
-    pub fn load(path: &Path, store_url_override: Option<&str>) -> Result<Self, ConfigError> {
-        let err = |key: &str, message: String| ConfigError {
-            file: path.to_path_buf(),
-            key: key.to_string(),
-            message,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read: {e}")))?;
-        let parsed =
-            parse_yaml::<file::File>(&text).map_err(|(key, message)| err(&key, message))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Validator { file: path, base }.config(parsed, store_url_override)
-    }
-}
+use crate::routes::{NonEmpty, Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
 
 /// Parses YAML into `T`. On failure: the dotted path of the key at fault (`routes[0].tls`,
 /// empty when the document itself is broken) and the parser's message with its line and
 /// column.
-fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
+pub(super) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, (String, String)> {
     let mut path = String::new();
     serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
@@ -440,9 +69,9 @@ fn ca_fingerprint(cas: &[WrappedX509]) -> u64 {
 }
 
 /// Turns file structs into validated ones; every error names `file` and the key.
-struct Validator<'a> {
-    file: &'a Path,
-    base: &'a Path,
+pub(super) struct Validator<'a> {
+    pub(super) file: &'a Path,
+    pub(super) base: &'a Path,
 }
 
 impl Validator<'_> {
@@ -454,7 +83,7 @@ impl Validator<'_> {
         }
     }
 
-    fn config(
+    pub(super) fn config(
         &self,
         f: file::File,
         store_url_override: Option<&str>,
@@ -634,12 +263,6 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, m)| self.method(&format!("{key}.methods[{i}]"), m))
             .collect::<Result<Vec<_>, _>>()?;
-        if r.upstreams.is_empty() {
-            return Err(self.err(
-                format!("{key}.upstreams"),
-                "at least one upstream is required",
-            ));
-        }
         let tls = r
             .tls
             .map(|t| {
@@ -661,6 +284,12 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, u)| self.upstream(&format!("{key}.upstreams[{i}]"), u, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let upstreams = NonEmpty::new(upstreams).ok_or_else(|| {
+            self.err(
+                format!("{key}.upstreams"),
+                "at least one upstream is required",
+            )
+        })?;
         for (field, ms) in [
             ("connect_timeout_ms", r.connect_timeout_ms),
             ("read_timeout_ms", r.read_timeout_ms),

@@ -1,0 +1,276 @@
+//! The file format. Every field's default is stated in its doc and in the README.
+//!
+//! These structs mirror the YAML exactly: unknown keys are errors and every field documents
+//! its default. Only the configuration loaders read them: the rest of the code sees the
+//! validated types of `mod.rs`, built from these.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// Process settings. Default: see [`Server`].
+    #[serde(default)]
+    pub server: Server,
+    /// Client-facing listeners. Default: one plain-HTTP listener on `0.0.0.0:6882`.
+    #[serde(default = "default_listeners")]
+    pub listeners: Vec<Listener>,
+    /// The operations listener. Default: see [`Admin`].
+    #[serde(default)]
+    pub admin: Admin,
+    /// Where codes and tokens are kept. Default: the embedded in-memory store.
+    #[serde(default)]
+    pub store: Store,
+    /// The route table. Default: empty (every request but the OAuth endpoints gets 404).
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// The OAuth 2.0 authorization server. Default: none (no OAuth endpoints).
+    #[serde(default)]
+    pub oauth: Option<token_module::config::file::OAuth>,
+    /// How protected routes treat bearer tokens. Default: see [`Bearer`].
+    #[serde(default)]
+    pub bearer: Bearer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bearer {
+    /// When the store cannot be asked whether a validly signed JWT was revoked, accept it
+    /// (true) or answer 503 (false). Opaque tokens always need the store. Default: false.
+    pub denylist_fail_open: bool,
+    /// Headers that carry the caller's identity upstream. Every client-sent copy is
+    /// removed on every route. Default: see [`IdentityHeaders`].
+    pub identity_headers: IdentityHeaders,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeaders {
+    /// Default: `X-User-Id`.
+    pub user_id: String,
+    /// Default: `X-User-Type`.
+    pub user_type: String,
+    /// Default: `X-Client-Id`.
+    pub client_id: String,
+    /// Granted scopes, space-separated. Default: `X-Scopes`.
+    pub scopes: String,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            user_id: "X-User-Id".into(),
+            user_type: "X-User-Type".into(),
+            client_id: "X-Client-Id".into(),
+            scopes: "X-Scopes".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Worker threads for the proxy. Default: 2.
+    pub threads: usize,
+    /// Seconds to keep serving after SIGTERM before closing listeners. Default: 5.
+    pub grace_period_seconds: u64,
+    /// Seconds in-flight requests get to finish after that. Default: 5.
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Log filter in `tracing` syntax; `RUST_LOG` overrides it. Default: `info`.
+    pub log_level: String,
+    /// `text` or `json` log lines. Default: `text`.
+    pub log_format: String,
+    /// Merge repeated slashes in request paths (`/v1//pets` → `/v1/pets`); `false`
+    /// refuses them with 400. Default: true.
+    pub merge_slashes: bool,
+    /// `%2F` / `%5C` in a path: `reject` (400) or `keep` (forwarded unchanged, matched
+    /// as opaque bytes). Default: `reject`.
+    pub escaped_slashes: EscapedSlashes,
+    /// `;` parameters in a path segment: `reject` (400) or `keep` (forwarded; each
+    /// segment is matched on what precedes its `;`). Default: `reject`.
+    pub path_parameters: PathParameters,
+}
+
+/// `server.escaped_slashes`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscapedSlashes {
+    #[default]
+    Reject,
+    Keep,
+}
+
+/// `server.path_parameters`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathParameters {
+    #[default]
+    Reject,
+    Keep,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            threads: 2,
+            grace_period_seconds: 5,
+            graceful_shutdown_timeout_seconds: 5,
+            log_level: "info".into(),
+            log_format: "text".into(),
+            merge_slashes: true,
+            escaped_slashes: EscapedSlashes::default(),
+            path_parameters: PathParameters::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// `ip:port` to bind. Required.
+    pub address: String,
+    /// Serve TLS with this certificate. Default: none (plain HTTP).
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+pub fn default_listeners() -> Vec<Listener> {
+    vec![Listener {
+        address: "0.0.0.0:6882".into(),
+        tls: None,
+    }]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain. Required.
+    pub cert: String,
+    /// PEM private key. Required.
+    pub key: String,
+    /// Offer HTTP/2 through ALPN. Default: true.
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// `ip:port` of `/healthz`, `/readyz` and `/metrics`; `null` turns it off.
+    /// Default: `127.0.0.1:9090`.
+    pub address: Option<String>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            address: Some("127.0.0.1:9090".into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// `memory://`, `redis://host:port/db`, `rediss://…`, or
+    /// `redis+cluster://h1:p1,h2:p2`. `TOLLGATE_STORE_URL` overrides it. Default: `memory://`.
+    pub url: String,
+    /// Prepended to every key, so several deployments can share one Redis.
+    /// Default: `tollgate:`.
+    pub key_prefix: String,
+    /// Bound on every store call, connecting included, in milliseconds. Default: 1000.
+    pub timeout_ms: u64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            url: "memory://".into(),
+            key_prefix: "tollgate:".into(),
+            timeout_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Name used in metrics and logs. Default: the path prefix.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Requests whose path is this prefix or lies below it (segment-wise) match; the
+    /// longest matching prefix wins. Required, must start with `/`.
+    pub path_prefix: String,
+    /// Match only this `Host` (port ignored, case-insensitive). Default: any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Match only these methods. Default: any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `host:port` of each upstream, used round-robin. Required, at least one.
+    pub upstreams: Vec<String>,
+    /// Connect to the upstreams over TLS. Default: none (plain HTTP).
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    /// Connect timeout per upstream attempt, ms. Default: 2000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for upstream bytes (each read), ms. Default: 30000.
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Longest wait for the upstream to accept bytes (each write), ms. Default: 30000.
+    #[serde(default = "default_read_timeout_ms")]
+    pub write_timeout_ms: u64,
+    /// Bearer-token requirements. Default: none (the route is public).
+    #[serde(default)]
+    pub auth: Option<Auth>,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_read_timeout_ms() -> u64 {
+    30_000
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// Server name sent in SNI and verified. Default: the upstream's host.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Verify the upstream's certificate chain and name. Default: true.
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// PEM file of the CAs to trust for this upstream instead of the system's.
+    /// Default: none (system roots).
+    #[serde(default)]
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Require a valid bearer token. Default: true.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Scopes every request must carry. Default: none.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Scopes required per method, instead of `scopes`, for the methods listed; the
+    /// key `"*"` gives the scopes of every method not listed. Without `"*"`, a
+    /// non-standard method (`PURGE`) that is not listed is refused with 405.
+    /// Default: none.
+    #[serde(default)]
+    pub method_scopes: BTreeMap<String, Vec<String>>,
+    /// Pass the client's `Authorization` header on to the upstream. Default: true.
+    #[serde(default = "yes")]
+    pub forward_authorization: bool,
+}

@@ -1,0 +1,118 @@
+//! Gateway configuration: the YAML file format and the validated configuration built from it.
+//!
+//! Two layers, as in River: [`file`] holds serde structs that mirror the YAML exactly (unknown
+//! keys are errors, every field documents its default); [`GatewayConfig::load`] converts them
+//! into the validated types the rest of the gateway uses. File structs never leak past that.
+//! Relative paths in the file are resolved against the file's own directory.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use token_module::StoreUrl;
+
+use crate::identity::IdentityHeaders;
+use crate::normalize::PathRules;
+use crate::routes::RouteTable;
+
+/// The environment variable that overrides `store.url` (so a deployment can point the same
+/// file at its Redis without editing it).
+pub const STORE_URL_ENV: &str = "TOLLGATE_STORE_URL";
+
+/// A configuration problem, naming the file and the offending key.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted path of the key (`routes[1].upstreams[0]`), or empty for whole-file problems
+    /// (the YAML parser's own messages already carry the path and line).
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub mod file;
+mod validator;
+
+/// Process-level settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub graceful_shutdown_timeout: Duration,
+    pub log_level: String,
+    pub log_json: bool,
+    /// How request paths are brought to normal form.
+    pub path_rules: PathRules,
+}
+
+/// A client-facing listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub http2: bool,
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: StoreUrl,
+    pub key_prefix: String,
+    pub timeout: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub listeners: Vec<Listener>,
+    pub admin: Option<SocketAddr>,
+    pub store: StoreSettings,
+    pub routes: RouteTable,
+    pub oauth: Option<token_module::OAuthConfig>,
+    pub bearer: BearerSettings,
+}
+
+/// How protected routes treat bearer tokens.
+#[derive(Debug, Clone)]
+pub struct BearerSettings {
+    pub denylist_fail_open: bool,
+    pub identity: IdentityHeaders,
+}
+
+impl GatewayConfig {
+    /// Reads, parses and validates `path`. `store_url_override` (normally the value of
+    /// [`STORE_URL_ENV`]) replaces `store.url`.
+    pub fn load(path: &Path, store_url_override: Option<&str>) -> Result<Self, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read: {e}")))?;
+        let parsed = validator::parse_yaml::<file::File>(&text)
+            .map_err(|(key, message)| err(&key, message))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        validator::Validator { file: path, base }.config(parsed, store_url_override)
+    }
+}
