@@ -6,7 +6,7 @@
 //! and the benches use; everything else is private.
 
 pub mod bearer;
-mod clock;
+pub mod clock;
 pub mod config;
 mod crypto;
 pub mod error;

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Deserialize;
 
-use crate::clock::now;
 use crate::config::{OAuthConfig, TokenFormat, TokenProfile};
 use crate::crypto;
 use crate::records::{store_key, OpaqueAccessToken, Subject};
@@ -123,11 +122,11 @@ impl NotRevokedCache {
             .is_some_and(|until| *until > std::time::Instant::now())
     }
 
-    fn insert(&self, jti: &str, exp: u64) {
+    fn insert(&self, jti: &str, exp: u64, now_secs: u64) {
         if self.ttl.is_zero() {
             return;
         }
-        let left = std::time::Duration::from_secs(exp.saturating_sub(now()));
+        let left = std::time::Duration::from_secs(exp.saturating_sub(now_secs));
         let now = std::time::Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.max_entries {
@@ -210,7 +209,7 @@ impl Validator {
         self.token_cache.remove(&crypto::digest(token));
     }
 
-    /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
+    /// Validates an access token at time `now`. `fail_open` decides what a store outage means for a JWT's
     /// denylist check: accept (true) or [`Rejection::StoreUnavailable`] (false). `fresh`
     /// asks the store about revocation even when a recent answer is cached (introspection
     /// does: it is the authoritative answer).
@@ -219,14 +218,15 @@ impl Validator {
         config: &OAuthConfig,
         store: &dyn Store,
         token: &str,
+        now: u64,
         fail_open: bool,
         fresh: bool,
     ) -> Result<Validated, Rejection> {
         let (verified, cached) = if token.split('.').count() == 3 {
-            self.verify_jwt(config, token)?
+            self.verify_jwt(config, token, now)?
         } else {
             (
-                lookup_opaque(store, &crypto::digest_hex(token)).await?,
+                lookup_opaque(store, &crypto::digest_hex(token), now).await?,
                 false,
             )
         };
@@ -243,7 +243,7 @@ impl Validator {
         {
             Ok(None) => {
                 self.not_revoked
-                    .insert(&validated.token.jti, validated.token.exp);
+                    .insert(&validated.token.jti, validated.token.exp, now);
                 Ok(validated)
             }
             Ok(Some(_)) => {
@@ -266,16 +266,16 @@ impl Validator {
         &self,
         config: &OAuthConfig,
         token: &str,
+        now: u64,
     ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
         let digest = crypto::digest(token);
-        let now = now();
         let leeway = config.leeway.as_secs();
         if let Some(hit) = self.token_cache.get(&digest, now.saturating_sub(leeway)) {
             if hit.nbf.is_none_or(|nbf| nbf <= now + leeway) {
                 return Ok((hit, true));
             }
         }
-        let verified = Arc::new(verify_jwt_uncached(config, token)?);
+        let verified = Arc::new(verify_jwt_uncached(config, token, now)?);
         self.token_cache.insert(digest, Arc::clone(&verified), now);
         Ok((verified, false))
     }
@@ -287,6 +287,7 @@ impl Validator {
 pub(crate) fn verify_jwt_uncached(
     config: &OAuthConfig,
     token: &str,
+    now: u64,
 ) -> Result<VerifiedToken, Rejection> {
     let leeway = config.leeway.as_secs();
     let header = decode_header(token).map_err(|_| Rejection::Invalid("the token is malformed"))?;
@@ -311,21 +312,23 @@ pub(crate) fn verify_jwt_uncached(
         ));
     }
     let mut validation = Validation::new(key.algorithm.jsonwebtoken());
-    validation.leeway = leeway;
-    validation.validate_nbf = true;
+    // Time is checked below against the provider's clock (exp stays required and typed).
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.validate_aud = false; // checked below against the issuing client
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
     let claims = decode::<AccessClaims>(token, &key.decoding_key, &validation)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                Rejection::Invalid("the token expired")
-            }
-            jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                Rejection::Invalid("the token is not valid yet")
-            }
-            _ => Rejection::Invalid("the token is invalid"),
-        })?
+        .map_err(|_| Rejection::Invalid("the token is invalid"))?
         .claims;
+    if claims.exp.saturating_add(leeway) <= now {
+        return Err(Rejection::Invalid("the token expired"));
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+    {
+        return Err(Rejection::Invalid("the token is not valid yet"));
+    }
     let client = config
         .clients
         .get(&claims.client_id)
@@ -369,7 +372,11 @@ pub(crate) fn verify_jwt_uncached(
     })
 }
 
-async fn lookup_opaque(store: &dyn Store, digest: &str) -> Result<Arc<VerifiedToken>, Rejection> {
+async fn lookup_opaque(
+    store: &dyn Store,
+    digest: &str,
+    now: u64,
+) -> Result<Arc<VerifiedToken>, Rejection> {
     let raw = store
         .get(&store_key::opaque_access(digest))
         .await
@@ -382,7 +389,7 @@ async fn lookup_opaque(store: &dyn Store, digest: &str) -> Result<Arc<VerifiedTo
             .ok_or(Rejection::Invalid(
                 "the token is invalid, expired or revoked",
             ))?;
-    if record.exp <= now() {
+    if record.exp <= now {
         return Err(Rejection::Invalid("the token expired"));
     }
     Ok(Arc::new(VerifiedToken {

@@ -8,7 +8,7 @@ use crate::config::{Client, Grant};
 use crate::crypto::{self, ct_eq};
 use crate::error::{error_page, sign_in_failed, AuthorizeError, OAuthError};
 use crate::form::{basic_credentials, Params};
-use crate::provider::{now, OAuthProvider};
+use crate::provider::OAuthProvider;
 use crate::records::{store_key, CodeRecord, Subject};
 use crate::response::Response;
 use crate::response::{append_query, html_escape};
@@ -186,7 +186,7 @@ impl OAuthProvider {
             nonce: params.get("nonce").map(str::to_string),
             code_challenge: challenge,
             code_challenge_method: method,
-            auth_time: now(),
+            auth_time: self.now(),
         };
         let code = crypto::authorization_code();
         let stored = match serde_json::to_vec(&record) {

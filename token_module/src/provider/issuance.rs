@@ -1,7 +1,7 @@
 //! Issuing tokens: the scope a request gets, access tokens in the client's format and profile,
 //! and refresh-token families. The grants call these; none re-implements them.
 
-use super::{now, OAuthProvider};
+use super::OAuthProvider;
 use crate::config::{Client, Grant, TokenFormat, TokenProfile};
 use crate::crypto;
 use crate::error::OAuthError;
@@ -128,7 +128,7 @@ impl OAuthProvider {
         scope: &[String],
         subject: Option<&Subject>,
     ) -> Result<(String, IssuedTokens), OAuthError> {
-        let iat = now();
+        let iat = self.now();
         let exp = iat + client.access_token_ttl.as_secs();
         let jti = crypto::id();
         match client.token_format {
@@ -201,7 +201,7 @@ impl OAuthProvider {
             subject: subject.cloned(),
             auth_time,
             current: digest.clone(),
-            expires_at: now() + ttl.as_secs(),
+            expires_at: self.now() + ttl.as_secs(),
             latest: latest.clone(),
             earlier: Vec::new(),
             revoked: false,

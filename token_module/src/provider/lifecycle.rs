@@ -2,7 +2,7 @@
 
 use super::client_auth::AuthPurpose;
 use super::token_endpoint::TokenRequest;
-use super::{now, OAuthProvider};
+use super::OAuthProvider;
 use crate::crypto;
 use crate::error::OAuthError;
 use crate::form::Params;
@@ -30,7 +30,7 @@ impl OAuthProvider {
         let Ok(family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
             return Ok(RefreshLookup::Unknown);
         };
-        let live = !family.revoked && family.current == digest && family.expires_at > now();
+        let live = !family.revoked && family.current == digest && family.expires_at > self.now();
         Ok(if live {
             RefreshLookup::Live(id, family)
         } else {

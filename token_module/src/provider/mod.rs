@@ -25,10 +25,10 @@ mod token_endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use crate::clock::now;
 pub use authorize::AuthorizeRequest;
 pub use token_endpoint::{TokenOutcome, TokenRequest};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::OAuthConfig;
 use crate::crypto;
 use crate::secrets::SecretVerifier;
@@ -43,6 +43,7 @@ pub struct OAuthProvider {
     validator: crate::validate::Validator,
     /// Attempts slowed down because their account had many failures.
     throttled: Arc<std::sync::atomic::AtomicU64>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for OAuthProvider {
@@ -64,6 +65,15 @@ impl OAuthProvider {
         config: OAuthConfig,
         store: Arc<dyn Store>,
     ) -> Result<Self, crate::secrets::SecretError> {
+        Self::with_clock(config, store, Arc::new(SystemClock))
+    }
+
+    /// As [`Self::new`], reading the time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(
+        config: OAuthConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, crate::secrets::SecretError> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
         let validator = crate::validate::Validator::new(&config);
         Ok(Self {
@@ -72,11 +82,17 @@ impl OAuthProvider {
             verifier,
             validator,
             throttled: Arc::default(),
+            clock,
         })
     }
 
     pub fn config(&self) -> &OAuthConfig {
         &self.config
+    }
+
+    /// The current time, in seconds since the Unix epoch.
+    fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// Validates an access token. `fail_open` decides what a store outage means for a JWT's
@@ -98,19 +114,26 @@ impl OAuthProvider {
         fresh: bool,
     ) -> Result<Validated, Rejection> {
         self.validator
-            .validate(&self.config, self.store.as_ref(), token, fail_open, fresh)
+            .validate(
+                &self.config,
+                self.store.as_ref(),
+                token,
+                self.now(),
+                fail_open,
+                fresh,
+            )
             .await
     }
 
     /// Signature, algorithm, `kid`, time and claims of a JWT access token; the flag says
     /// whether the verified-token cache answered.
     pub(crate) fn verify_jwt(&self, token: &str) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
-        self.validator.verify_jwt(&self.config, token)
+        self.validator.verify_jwt(&self.config, token, self.now())
     }
 
     /// The full check of a JWT access token with no cache (for benches).
     pub fn verify_jwt_uncached(&self, token: &str) -> Result<VerifiedToken, Rejection> {
-        crate::validate::verify_jwt_uncached(&self.config, token)
+        crate::validate::verify_jwt_uncached(&self.config, token, self.now())
     }
 
     /// The count of authentication attempts slowed down by the per-account failure count.
@@ -123,3 +146,6 @@ impl OAuthProvider {
         Arc::clone(&self.verifier.verifications)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use crate::bearer::{self, BearerError};
 use crate::config::{Client, Grant, User};
 use crate::error::OAuthError;
 use crate::keys::SigningAlgorithm;
-use crate::provider::{now, OAuthProvider};
+use crate::provider::OAuthProvider;
 use crate::records::Subject;
 use crate::response::Response;
 
@@ -52,7 +52,7 @@ impl OAuthProvider {
 
     /// The id_token for a response whose scope holds `openid`.
     pub(crate) fn id_token(&self, input: IdTokenInput<'_>) -> Result<String, OAuthError> {
-        let iat = now();
+        let iat = self.now();
         let active = self.config.keys.active();
         let hs256_secret = input.client_secret.filter(|_| input.client.id_token_hs256);
         let sha512 = hs256_secret.is_none() && active.algorithm == SigningAlgorithm::EdDsa;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{log_id, now, OAuthProvider};
+use super::{log_id, OAuthProvider};
 use crate::error::OAuthError;
 use crate::records::{store_key, IssuedTokens, RefreshFamily};
 
@@ -19,7 +19,7 @@ impl OAuthProvider {
     }
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
         self.validator.forget_not_revoked(&issued.access_jti);
-        let remaining = issued.access_exp.saturating_sub(now());
+        let remaining = issued.access_exp.saturating_sub(self.now());
         if remaining > 0 && !issued.access_jti.is_empty() {
             self.store
                 .put(
@@ -49,7 +49,7 @@ impl OAuthProvider {
         let ttl = self.config.refresh_token_ttl;
         for _ in 0..ROUNDS {
             let tombstone = || {
-                serde_json::to_vec(&RefreshFamily::tombstone(now() + ttl.as_secs()))
+                serde_json::to_vec(&RefreshFamily::tombstone(self.now() + ttl.as_secs()))
                     .map_err(|_| OAuthError::ServerError)
             };
             let Some(raw) = self.store.get(&key).await? else {

@@ -6,7 +6,7 @@ use crate::config::Client;
 use crate::error::OAuthError;
 use crate::form::Params;
 use crate::provider::issuance::Issued;
-use crate::provider::{now, OAuthProvider};
+use crate::provider::OAuthProvider;
 use crate::records::Subject;
 
 impl OAuthProvider {
@@ -34,7 +34,7 @@ impl OAuthProvider {
             username: Some(user.username.clone()),
         };
         let mut issued = self
-            .issue_with_refresh(client, scope, Some(subject), Some(now()))
+            .issue_with_refresh(client, scope, Some(subject), Some(self.now()))
             .await?;
         issued.nonce = params.get("nonce").map(str::to_string);
         Ok(issued)

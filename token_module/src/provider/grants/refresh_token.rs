@@ -8,7 +8,7 @@ use crate::crypto::{self, ct_eq};
 use crate::error::OAuthError;
 use crate::form::Params;
 use crate::provider::issuance::Issued;
-use crate::provider::{log_id, now, OAuthProvider};
+use crate::provider::{log_id, OAuthProvider};
 use crate::records::{store_key, RefreshFamily};
 
 impl OAuthProvider {
@@ -41,7 +41,7 @@ impl OAuthProvider {
             return Err(invalid());
         }
         let scope = self.resolve_scope(client, params.get("scope"), Some(&family.scope))?;
-        let remaining = Duration::from_secs(family.expires_at.saturating_sub(now()));
+        let remaining = Duration::from_secs(family.expires_at.saturating_sub(self.now()));
         if remaining.is_zero() {
             return Err(invalid());
         }
@@ -54,7 +54,7 @@ impl OAuthProvider {
         issued.family_id = Some(family_id.clone());
         let mut rotated = family.clone();
         rotated.current = new_digest.clone();
-        for superseded in rotated.rotate_access(issued.clone(), now()) {
+        for superseded in rotated.rotate_access(issued.clone(), self.now()) {
             self.deny_access_token(&superseded).await?;
         }
         let new_value = serde_json::to_vec(&rotated).map_err(|_| OAuthError::ServerError)?;

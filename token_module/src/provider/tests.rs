@@ -1,0 +1,452 @@
+//! The grants, client authentication, validation and revocation in-process: the demo
+//! configuration, the memory store and a clock the tests move (no sleeps, no processes). The
+//! HTTP tests in `tests/` keep the wire format covered; these pin the logic.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{AuthorizeRequest, OAuthProvider, TokenRequest};
+use crate::clock::ManualClock;
+use crate::config::OAuthConfig;
+use crate::crypto;
+use crate::store::MemoryStore;
+use crate::validate::Rejection;
+
+const LIGHT_BASIC: &str = "Basic f7d42348-c647-4efb-a52d-4c5787421e72:f6h1FTI8Q3-7UScPZDzfXA";
+const LIGHT_ID: &str = "f7d42348-c647-4efb-a52d-4c5787421e72";
+const EQDKP_ID: &str = "1421589198";
+const START: u64 = 1_800_000_000;
+
+fn conf_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf")
+}
+
+/// The demo configuration's `oauth:` section, plus a public single-page-app client.
+fn demo_config() -> OAuthConfig {
+    #[derive(serde::Deserialize)]
+    struct Demo {
+        oauth: crate::config::file::OAuth,
+    }
+    let demo = std::fs::read_to_string(conf_dir().join("gateway.yaml")).expect("demo config");
+    let spa = "  clients:\n    - {client_id: spa, public: true, grants: [authorization_code, refresh_token], scopes: [petstore.r], redirect_uris: [\"http://localhost:3000/cb\"]}\n";
+    let demo = demo.replacen("  clients:\n", spa, 1);
+    let file: Demo = serde_saphyr::from_str(&demo).expect("the demo config parses");
+    OAuthConfig::from_file(file.oauth, &conf_dir(), "https://localhost:6882").expect("valid")
+}
+
+struct Env {
+    provider: OAuthProvider,
+    clock: Arc<ManualClock>,
+}
+
+fn env() -> Env {
+    let clock = Arc::new(ManualClock::new(START));
+    let store = Arc::new(MemoryStore::new("test:"));
+    let provider =
+        OAuthProvider::with_clock(demo_config(), store, Arc::clone(&clock) as _).expect("provider");
+    Env { provider, clock }
+}
+
+fn ip(last: u8) -> Option<IpAddr> {
+    Some(IpAddr::from([127, 0, 0, last]))
+}
+
+fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    ser.finish().into_bytes()
+}
+
+/// What an endpoint answered: status and JSON body.
+struct Answer {
+    status: u16,
+    json: Value,
+}
+
+impl Answer {
+    fn str(&self, field: &str) -> &str {
+        self.json[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{field}` in {}", self.json))
+    }
+}
+
+fn answer(response: crate::Response) -> Answer {
+    Answer {
+        status: response.status,
+        json: serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    }
+}
+
+impl Env {
+    async fn token_from(
+        &self,
+        from: Option<IpAddr>,
+        authorization: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> Answer {
+        let body = form(pairs);
+        let outcome = self
+            .provider
+            .token(TokenRequest {
+                content_type: Some("application/x-www-form-urlencoded"),
+                authorization,
+                query: None,
+                body: &body,
+                client_ip: from,
+            })
+            .await;
+        answer(outcome.response)
+    }
+
+    async fn token(&self, authorization: Option<&str>, pairs: &[(&str, &str)]) -> Answer {
+        self.token_from(ip(1), authorization, pairs).await
+    }
+
+    async fn revoke(&self, token: &str) -> u16 {
+        let body = form(&[("token", token)]);
+        self.provider
+            .revoke(TokenRequest {
+                content_type: Some("application/x-www-form-urlencoded"),
+                authorization: Some(LIGHT_BASIC),
+                query: None,
+                body: &body,
+                client_ip: ip(1),
+            })
+            .await
+            .status
+    }
+
+    async fn valid(&self, token: &str) -> Result<(), Rejection> {
+        self.provider
+            .validate_access_token(token, false)
+            .await
+            .map(|_| ())
+    }
+
+    async fn admin_password(&self) -> Answer {
+        self.token(
+            Some(LIGHT_BASIC),
+            &[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", "123456"),
+            ],
+        )
+        .await
+    }
+
+    /// A code for the SPA client, signed in as admin with HTTP Basic.
+    async fn spa_code(&self, verifier: &str) -> String {
+        let challenge = crypto::pkce_s256(verifier);
+        let query = String::from_utf8(form(&[
+            ("response_type", "code"),
+            ("client_id", "spa"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", "s1"),
+        ]))
+        .expect("UTF-8");
+        let response = self
+            .provider
+            .authorize(AuthorizeRequest {
+                method: "GET",
+                query: Some(&query),
+                content_type: None,
+                body: b"",
+                authorization: Some("Basic YWRtaW46MTIzNDU2"),
+                cookie: None,
+                client_ip: ip(1),
+                secure: true,
+            })
+            .await;
+        assert_eq!(response.status, 302);
+        let location = response.header("location").expect("a redirect");
+        assert!(
+            location.starts_with("http://localhost:3000/cb?"),
+            "{location}"
+        );
+        let query = location.split_once('?').map_or("", |(_, q)| q);
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        assert!(params.iter().any(|(k, v)| k == "state" && v == "s1"));
+        params
+            .into_iter()
+            .find_map(|(k, v)| (k == "code").then_some(v))
+            .expect("a code")
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_expire_on_the_clock() {
+    let env = env();
+    let reply = env
+        .token(Some(LIGHT_BASIC), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["scope"], "petstore.r petstore.w");
+    assert!(reply.json.get("refresh_token").is_none());
+    let access = reply.str("access_token").to_string();
+    assert_eq!(env.valid(&access).await, Ok(()));
+    // The light client's tokens live 600 s; the leeway is 60 s.
+    env.clock.advance(600 + 59);
+    assert_eq!(env.valid(&access).await, Ok(()), "within the leeway");
+    env.clock.advance(2);
+    assert_eq!(
+        env.valid(&access).await,
+        Err(Rejection::Invalid("the token expired"))
+    );
+}
+
+#[tokio::test]
+async fn password_grant_checks_the_user() {
+    let env = env();
+    let reply = env.admin_password().await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert!(reply.json.get("refresh_token").is_some());
+    for (user, password) in [("admin", "wrong"), ("nobody", "123456")] {
+        let reply = env
+            .token(
+                Some(LIGHT_BASIC),
+                &[
+                    ("grant_type", "password"),
+                    ("username", user),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.str("error")),
+            (400, "invalid_grant"),
+            "{user}"
+        );
+    }
+    // The EQdkp client may use the password grant without its secret; Hillary's token is
+    // opaque and kept in the store.
+    let reply = env
+        .token(
+            None,
+            &[
+                ("client_id", EQDKP_ID),
+                ("grant_type", "password"),
+                ("username", "Hillary"),
+                ("password", "12345678"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(env.valid(reply.str("access_token")).await, Ok(()));
+}
+
+#[tokio::test]
+async fn the_custom_grant_is_for_trusted_clients_only() {
+    let env = env();
+    let reply = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[
+                ("grant_type", "client_authenticated_user"),
+                ("user_id", "u-42"),
+                ("user_type", "customer"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let token = env
+        .provider
+        .validate_access_token(reply.str("access_token"), false)
+        .await
+        .expect("valid");
+    let subject = token.token.subject.clone().expect("a user");
+    assert_eq!(
+        (subject.user_id.as_str(), subject.user_type.as_deref()),
+        ("u-42", Some("customer"))
+    );
+    // The EQdkp client may not use it at all.
+    let reply = env
+        .token(
+            None,
+            &[
+                ("client_id", EQDKP_ID),
+                ("grant_type", "client_authenticated_user"),
+                ("user_id", "u-42"),
+            ],
+        )
+        .await;
+    assert!(reply.status == 400 || reply.status == 401, "{}", reply.json);
+}
+
+#[tokio::test]
+async fn a_code_is_redeemed_once_with_its_verifier() {
+    let env = env();
+    let verifier = "v".repeat(43);
+    let code = env.spa_code(&verifier).await;
+    let redeem = |verifier: String, code: String| {
+        let env = &env;
+        async move {
+            env.token(
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", "spa"),
+                    ("code", &code),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    };
+    let wrong = redeem("w".repeat(43), code.clone()).await;
+    assert_eq!((wrong.status, wrong.str("error")), (400, "invalid_grant"));
+    // A wrong verifier used the code up: codes are taken atomically before anything is
+    // checked, so a new one is needed.
+    let code = env.spa_code(&verifier).await;
+    let first = redeem(verifier.clone(), code.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    let access = first.str("access_token").to_string();
+    let again = redeem(verifier.clone(), code).await;
+    assert_eq!((again.status, again.str("error")), (400, "invalid_grant"));
+    // That replay proved possession: what the code produced is revoked.
+    assert!(env.valid(&access).await.is_err());
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let env = env();
+    let first = env.admin_password().await;
+    let refresh = |rt: String| {
+        let env = &env;
+        async move {
+            env.token(
+                Some(LIGHT_BASIC),
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            )
+            .await
+        }
+    };
+    let rt1 = first.str("refresh_token").to_string();
+    let second = refresh(rt1.clone()).await;
+    assert_eq!(second.status, 200, "{}", second.json);
+    let rt2 = second.str("refresh_token").to_string();
+    let access2 = second.str("access_token").to_string();
+    assert_eq!(env.valid(&access2).await, Ok(()));
+    // The retired token comes back: the whole family goes, the latest access token too.
+    assert_eq!(refresh(rt1).await.status, 400);
+    assert_eq!(refresh(rt2).await.status, 400);
+    assert_eq!(
+        env.valid(&access2).await,
+        Err(Rejection::Invalid("the token was revoked"))
+    );
+    assert_eq!(
+        env.valid(first.str("access_token")).await,
+        Err(Rejection::Invalid("the token was revoked")),
+        "every access token of the family"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_family_dies_at_its_absolute_lifetime() {
+    let env = env();
+    let first = env.admin_password().await;
+    // 14 days, then a refresh is refused (the clock decides, not the store's TTL).
+    env.clock.advance(1_209_600);
+    let reply = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first.str("refresh_token")),
+            ],
+        )
+        .await;
+    assert_eq!((reply.status, reply.str("error")), (400, "invalid_grant"));
+}
+
+#[tokio::test]
+async fn revocation_denies_access_and_refresh_tokens() {
+    let env = env();
+    let reply = env.admin_password().await;
+    let (access, refresh) = (reply.str("access_token"), reply.str("refresh_token"));
+    assert_eq!(env.revoke(access).await, 200);
+    assert_eq!(
+        env.valid(access).await,
+        Err(Rejection::Invalid("the token was revoked"))
+    );
+    assert_eq!(env.revoke(refresh).await, 200);
+    let reply = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        env.revoke("unknown").await,
+        200,
+        "RFC 7009: unknown is fine"
+    );
+}
+
+#[tokio::test]
+async fn client_authentication_and_its_brute_force_counters() {
+    let env = env();
+    let cc = [("grant_type", "client_credentials")];
+    let wrong = format!("Basic {LIGHT_ID}:guess");
+    for _ in 0..10 {
+        let reply = env.token_from(ip(9), Some(&wrong), &cc).await;
+        assert_eq!((reply.status, reply.str("error")), (401, "invalid_client"));
+    }
+    let blocked = env.token_from(ip(9), Some(LIGHT_BASIC), &cc).await;
+    assert_eq!(
+        (blocked.status, blocked.str("error")),
+        (429, "too_many_attempts")
+    );
+    let served = env.token_from(ip(1), Some(LIGHT_BASIC), &cc).await;
+    assert_eq!(served.status, 200, "another address is not blocked");
+    // Credentials twice (Basic and body) are refused outright.
+    let reply = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", LIGHT_ID),
+                ("client_secret", "f6h1FTI8Q3-7UScPZDzfXA"),
+            ],
+        )
+        .await;
+    assert_eq!((reply.status, reply.str("error")), (400, "invalid_request"));
+}
+
+#[tokio::test]
+async fn not_yet_valid_and_foreign_tokens_are_refused() {
+    let env = env();
+    let reply = env
+        .token(Some(LIGHT_BASIC), &[("grant_type", "client_credentials")])
+        .await;
+    let access = reply.str("access_token").to_string();
+    // Seen from a clock two minutes behind the issuer (beyond the 60 s leeway): not yet valid.
+    let behind = Arc::new(ManualClock::new(START - 120));
+    let skewed = OAuthProvider::with_clock(
+        demo_config(),
+        Arc::new(MemoryStore::new("test:")),
+        behind as _,
+    )
+    .expect("provider");
+    assert_eq!(
+        skewed
+            .validate_access_token(&access, false)
+            .await
+            .map(|_| ()),
+        Err(Rejection::Invalid("the token is not valid yet"))
+    );
+    let mut tampered = access.clone();
+    tampered.replace_range(access.len() - 4.., "AAAA");
+    assert!(env.valid(&tampered).await.is_err());
+    assert!(env.valid("not-a-token").await.is_err());
+}
