@@ -1,53 +1,27 @@
 //! Criterion benches of the store operations the grants use, on the in-memory store and on a
-//! real `redis-server` the bench starts on an ephemeral loopback port (and stops).
+//! real `redis-server` the bench starts on a loopback port (and stops), with the tests' own
+//! spawner.
 //!
 //! `cargo bench -p token_module --bench store`
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use token_module::{MemoryStore, RedisStore, Store, StoreUrl};
 
-struct Redis(Child);
+/// The tests' redis-server spawner, shared so that both start it the same way.
+#[path = "../tests/common/processes.rs"]
+mod processes;
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Option<(Redis, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = Redis(child);
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((redis, port));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
+/// A redis-server for the bench, or `None` when it is not installed.
+fn start_redis() -> Option<processes::RedisServer> {
+    let installed = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    installed.then(processes::RedisServer::start)
 }
 
 fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) {
@@ -82,8 +56,8 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) {
 fn stores(c: &mut Criterion) {
     bench_store(c, "memory", Arc::new(MemoryStore::new("bench:")));
     match start_redis() {
-        Some((_redis, port)) => {
-            let url = StoreUrl::parse(&format!("redis://127.0.0.1:{port}/0")).expect("url");
+        Some(redis) => {
+            let url = StoreUrl::parse(&redis.url()).expect("url");
             let store = RedisStore::new(&url, "bench:", Duration::from_secs(1)).expect("store");
             bench_store(c, "redis", Arc::new(store));
         }
