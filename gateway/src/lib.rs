@@ -48,6 +48,10 @@ pub struct Cli {
     /// Validate the configuration and exit: 0 when valid, 1 with the file and key at fault.
     #[arg(long)]
     pub check: bool,
+    /// Take over the listening sockets of a running Tollgate (or of a supervisor) through
+    /// `server.upgrade_sock` instead of binding them: Pingora's graceful upgrade.
+    #[arg(long)]
+    pub upgrade: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -109,7 +113,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&config.server);
-    match serve(config) {
+    match serve(config, cli.upgrade) {
         Ok(never) => match never {},
         Err(e) => {
             tracing::error!("{e}");
@@ -136,9 +140,11 @@ fn init_logging(settings: &ServerSettings) {
     };
 }
 
-/// Starts every configured service and serves until the process is told to stop. Returns only
+/// Starts every configured service and serves until the process is told to stop. With
+/// `upgrade`, the listening sockets are received through `server.upgrade_sock` (from the
+/// process being replaced, or from whoever started this one) instead of bound. Returns only
 /// when something could not be set up.
-pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, ServeError> {
+pub fn serve(config: GatewayConfig, upgrade: bool) -> Result<std::convert::Infallible, ServeError> {
     let metrics = Arc::new(Metrics::new()?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::open(
         &config.store,
@@ -147,11 +153,16 @@ pub fn serve(config: GatewayConfig) -> Result<std::convert::Infallible, ServeErr
 
     let server_conf = ServerConf {
         threads: config.server.threads,
+        upgrade_sock: config.server.upgrade_sock.to_string_lossy().into_owned(),
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), server_conf);
     server.bootstrap();
 
     let oauth = match config.oauth {

@@ -12,7 +12,7 @@ pub use processes::{free_port, wait_until, RedisServer};
 use processes::{redis_ping, spawn_redis};
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,9 +116,28 @@ impl Gateway {
     }
 
     /// Writes the config, starts the gateway and waits until its admin `/healthz` answers.
+    ///
+    /// No port is guessed: the harness binds the three listening sockets on port 0 itself and
+    /// hands them to the gateway, started with `--upgrade`, through its upgrade socket (the
+    /// mechanism of Pingora's graceful upgrade). The ports are known before the gateway runs
+    /// and nothing else can take them in between.
     pub fn start(opts: GatewayOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (http, https, admin) = (free_port(), free_port(), free_port());
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| {
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+                // The gateway's event loop needs non-blocking sockets (the flag travels with
+                // the socket).
+                l.set_nonblocking(true).expect("non-blocking");
+                l
+            })
+            .collect();
+        let port = |i: usize| listeners[i].local_addr().expect("bound").port();
+        let (http, https, admin) = (port(0), port(1), port(2));
+        let upgrade_sock = dir.path().join("upgrade.sock");
+        let mut opts = opts;
+        opts.server_yaml
+            .push_str(&format!("  upgrade_sock: \"{}\"\n", upgrade_sock.display()));
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, Self::config_yaml(&opts, http, https, admin))
             .expect("write config");
@@ -126,12 +145,19 @@ impl Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .arg("--config")
             .arg(&config)
+            .arg("--upgrade")
             .env_remove("TOLLGATE_STORE_URL")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start tollgate");
+        let binds: Vec<String> = [http, https, admin]
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        processes::hand_over_listeners(&upgrade_sock, &binds, &listeners);
+        drop(listeners);
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let mut gw = Self {
             http: loopback(http),

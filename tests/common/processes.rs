@@ -147,3 +147,41 @@ pub fn redis_ping(port: u16) -> bool {
     let mut buf = [0u8; 7];
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
+
+/// Hands listening sockets to a process started with `--upgrade`, as an old Pingora process
+/// does in a graceful upgrade: one message on its Unix socket `sock`, the bind addresses
+/// space-separated as the payload and the sockets as `SCM_RIGHTS`. Waits (up to 20 s) for
+/// the process to listen on `sock`.
+#[cfg(target_os = "linux")]
+pub fn hand_over_listeners(sock: &Path, binds: &[String], listeners: &[TcpListener]) {
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::os::unix::net::UnixStream;
+
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        match UnixStream::connect(sock) {
+            Ok(stream) => break stream,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the gateway never listened on {}: {e}",
+                    sock.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    let payload = binds.join(" ");
+    let fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let iov = [std::io::IoSlice::new(payload.as_bytes())];
+    sendmsg::<UnixAddr>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .expect("hand the listening sockets over");
+}

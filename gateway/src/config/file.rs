@@ -78,6 +78,9 @@ pub struct Server {
     pub grace_period_seconds: u64,
     /// Seconds in-flight requests get to finish after that. Default: 5.
     pub graceful_shutdown_timeout_seconds: u64,
+    /// The Unix socket through which a new process started with `--upgrade` receives this
+    /// one's listening sockets. Default: `/tmp/tollgate_upgrade.sock`.
+    pub upgrade_sock: String,
     /// Log filter in `tracing` syntax; `RUST_LOG` overrides it. Default: `info`.
     pub log_level: String,
     /// `text` or `json` log lines. Default: `text`.
@@ -117,6 +120,7 @@ impl Default for Server {
             threads: 2,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 5,
+            upgrade_sock: "/tmp/tollgate_upgrade.sock".into(),
             log_level: "info".into(),
             log_format: "text".into(),
             merge_slashes: true,

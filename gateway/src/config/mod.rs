@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout: Duration,
     pub log_level: String,
     pub log_json: bool,
+    /// Where a process started with `--upgrade` receives the listening sockets.
+    pub upgrade_sock: PathBuf,
     /// How request paths are brought to normal form.
     pub path_rules: PathRules,
 }

@@ -186,6 +186,7 @@ impl Validator<'_> {
             graceful_shutdown_timeout: Duration::from_secs(s.graceful_shutdown_timeout_seconds),
             log_level: s.log_level,
             log_json,
+            upgrade_sock: PathBuf::from(s.upgrade_sock),
             path_rules: PathRules {
                 merge_slashes: s.merge_slashes,
                 escaped_slashes: match s.escaped_slashes {
