@@ -25,6 +25,25 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+/// Why a load run failed: a message for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct LoadError(String);
+
+impl From<String> for LoadError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for LoadError {
+    fn from(message: &str) -> Self {
+        Self(message.to_string())
+    }
+}
+
+type LoadResult<T> = Result<T, LoadError>;
+
 const LIGHT_BASIC: &str = "Basic f7d42348-c647-4efb-a52d-4c5787421e72:f6h1FTI8Q3-7UScPZDzfXA";
 const LIGHT_ID: &str = "f7d42348-c647-4efb-a52d-4c5787421e72";
 /// About the length of a light-oauth2 client_credentials access token.
@@ -87,7 +106,7 @@ impl Conn {
         path: &str,
         headers: &[(&str, &str)],
         body: &str,
-    ) -> Result<Reply, String> {
+    ) -> LoadResult<Reply> {
         for _ in 0..2 {
             if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
                 let stream = tokio::net::TcpStream::connect(self.target)
@@ -148,7 +167,7 @@ const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded")
 
 impl Conn {
     /// A token request of the light-oauth2 client (raw Basic credentials, as its seed sends).
-    async fn token(&mut self, body: &str) -> Result<Reply, String> {
+    async fn token(&mut self, body: &str) -> LoadResult<Reply> {
         self.send(
             Method::POST,
             "/oauth2/token",
@@ -159,24 +178,24 @@ impl Conn {
     }
 }
 
-fn expect(reply: &Reply, status: u16) -> Result<(), String> {
+fn expect(reply: &Reply, status: u16) -> LoadResult<()> {
     if reply.status == status {
         Ok(())
     } else {
-        Err(format!(
+        Err(LoadError(format!(
             "status {} (wanted {status}): {}",
             reply.status,
             String::from_utf8_lossy(&reply.body)
-        ))
+        )))
     }
 }
 
-fn json_field(reply: &Reply, field: &str) -> Result<String, String> {
+fn json_field(reply: &Reply, field: &str) -> LoadResult<String> {
     let v: Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
     v[field]
         .as_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("no `{field}` in the reply"))
+        .ok_or_else(|| LoadError(format!("no `{field}` in the reply")))
 }
 
 /// Per-connection state of a scenario.
@@ -196,7 +215,7 @@ enum Scenario {
 }
 
 impl Scenario {
-    async fn setup(name: &str, conn: &mut Conn) -> Result<Self, String> {
+    async fn setup(name: &str, conn: &mut Conn) -> LoadResult<Self> {
         Ok(match name {
             "client_credentials" => Scenario::ClientCredentials,
             "password" => Scenario::Password,
@@ -226,12 +245,12 @@ impl Scenario {
                 path: "/v1/open/x",
                 authorization: Some(format!("Bearer {}", "x".repeat(UNCHECKED_TOKEN_LEN))),
             },
-            other => return Err(format!("unknown scenario `{other}`")),
+            other => return Err(LoadError(format!("unknown scenario `{other}`"))),
         })
     }
 
     /// One measured unit of work.
-    async fn step(&mut self, conn: &mut Conn) -> Result<(), String> {
+    async fn step(&mut self, conn: &mut Conn) -> LoadResult<()> {
         match self {
             Scenario::ClientCredentials => {
                 let reply = conn.token("grant_type=client_credentials").await?;
@@ -282,7 +301,7 @@ impl Scenario {
     }
 }
 
-async fn password_grant(conn: &mut Conn) -> Result<Reply, String> {
+async fn password_grant(conn: &mut Conn) -> LoadResult<Reply> {
     conn.token("grant_type=password&username=admin&password=123456")
         .await
 }
@@ -302,7 +321,7 @@ async fn drive(
     measure: Duration,
     interval: Option<Duration>,
     offset: Duration,
-) -> Result<Tally, String> {
+) -> LoadResult<Tally> {
     let mut conn = Conn {
         target,
         sender: None,
@@ -340,7 +359,7 @@ async fn drive(
                 }
                 Err(e) => {
                     tally.errors += 1;
-                    tally.first_error.get_or_insert(e);
+                    tally.first_error.get_or_insert(e.to_string());
                 }
             }
         }
@@ -355,7 +374,7 @@ async fn run(
     seconds: f64,
     warmup: f64,
     rate: Option<f64>,
-) -> Result<Value, String> {
+) -> LoadResult<Value> {
     let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1.0)));
     let measure = Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
@@ -396,7 +415,7 @@ async fn run(
 }
 
 /// RS256 signatures per second: aws-lc-rs with the key parsed once, on this thread.
-fn sign_rate(key: &std::path::Path, seconds: f64) -> Result<Value, String> {
+fn sign_rate(key: &std::path::Path, seconds: f64) -> LoadResult<Value> {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
     use rustls_pki_types::pem::PemObject;
@@ -445,7 +464,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// The bench's table: one row per scenario and load (the median of its runs), token rows
 /// also as a share of the signing rate, proxy rows as a share of the unprotected route.
-fn report(path: &std::path::Path) -> Result<(), String> {
+fn report(path: &std::path::Path) -> LoadResult<()> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let lines: Vec<Value> = text
         .lines()

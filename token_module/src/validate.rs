@@ -44,12 +44,14 @@ pub struct Validated {
 }
 
 /// Why a token was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// Invalid, expired, revoked, or not ours: RFC 6750 `invalid_token`. The reason is for
     /// logs and `error_description`, and reveals nothing secret.
+    #[error("invalid token: {0}")]
     Invalid(&'static str),
     /// The store could not be asked (an opaque token, or the denylist when failing closed).
+    #[error("the token store is unavailable")]
     StoreUnavailable,
 }
 

@@ -11,7 +11,8 @@ use crate::keys::KeySet;
 use crate::secrets::PasswordHash;
 
 /// A problem in the `oauth` section: the key (relative to `oauth.`) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
 pub struct ConfigError {
     pub key: String,
     pub message: String,
