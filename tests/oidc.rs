@@ -224,33 +224,6 @@ fn client_for_sign_in() -> reqwest::Client {
     client()
 }
 
-async fn form_post(
-    env: &OAuthEnv,
-    path: &str,
-    auth: Option<&str>,
-    form: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut req = client().post(env.gw.url(path)).form(form);
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn introspect(env: &OAuthEnv, token: &str) -> Value {
-    let (status, body) = form_post(
-        env,
-        "/oauth2/introspect",
-        Some(&light_basic()),
-        &[("token", token)],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_and_jwks_documents() {
     let env = OAuthEnv::start(Backend::Memory, &[]);

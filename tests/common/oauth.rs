@@ -230,3 +230,33 @@ pub fn jwt_claims(token: &str) -> Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
+
+/// POSTs `form` to `path`, with `auth` as the raw `Authorization` value if given; returns
+/// the status and the JSON body (`Null` when there is none).
+pub async fn form_post(
+    env: &OAuthEnv,
+    path: &str,
+    auth: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = client().post(env.gw.url(path)).form(form);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// RFC 7662 introspection of `token` by the light-oauth2 client; the body of its 200.
+pub async fn introspect(env: &OAuthEnv, token: &str) -> Value {
+    let (status, body) = form_post(
+        env,
+        "/oauth2/introspect",
+        Some(&light_basic()),
+        &[("token", token)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
