@@ -23,20 +23,10 @@ async fn token(http: &reqwest::Client, gw: &Gateway) -> reqwest::Response {
         .expect("token request")
 }
 
-async fn readyz_status(gw: &Gateway) -> u16 {
-    client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .status()
-        .as_u16()
-}
-
 async fn wait_for_readyz(gw: &Gateway, want: u16) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let got = readyz_status(gw).await;
+        let got = gw.readyz().await;
         if got == want {
             return;
         }
@@ -65,11 +55,7 @@ async fn redis_killed_then_restarted_without_restarting_the_gateway() {
 
     redis.kill();
     let started = Instant::now();
-    assert_eq!(
-        readyz_status(&gw).await,
-        503,
-        "readyz fails once Redis is gone"
-    );
+    assert_eq!(gw.readyz().await, 503, "readyz fails once Redis is gone");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "the store timeout bounds readyz"

@@ -338,16 +338,6 @@ async fn evicting_gauge(gw: &common::Gateway) -> Option<f64> {
     metric_value(&gw.metrics().await, "tollgate_store_evicting_policy")
 }
 
-async fn readyz(gw: &common::Gateway) -> u16 {
-    client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .status()
-        .as_u16()
-}
-
 const EVICTION_WARNING: &str = "maxmemory-policy can evict keys";
 
 /// An evicting Redis is reported at start (once in the log, and as a gauge) and on every
@@ -367,7 +357,7 @@ async fn an_evicting_redis_is_reported() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for _ in 0..3 {
-        assert_eq!(readyz(&gw).await, 200, "an evicting Redis still serves");
+        assert_eq!(gw.readyz().await, 200, "an evicting Redis still serves");
     }
     assert_eq!(
         gw.log().matches(EVICTION_WARNING).count(),
@@ -380,7 +370,7 @@ async fn an_evicting_redis_is_reported() {
         redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
         "OK"
     );
-    assert_eq!(readyz(&gw).await, 200);
+    assert_eq!(gw.readyz().await, 200);
     assert_eq!(evicting_gauge(&gw).await, Some(0.0));
 }
 
@@ -394,7 +384,7 @@ async fn a_safe_or_silent_redis_is_not_reported() {
     ] {
         let redis = common::RedisServer::start_with(args);
         let gw = gateway_on(&redis);
-        assert_eq!(readyz(&gw).await, 200, "{args:?}");
+        assert_eq!(gw.readyz().await, 200, "{args:?}");
         assert_eq!(evicting_gauge(&gw).await, Some(0.0), "{args:?}");
         assert!(
             !gw.log().contains(EVICTION_WARNING),

@@ -210,6 +210,17 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// The status `/readyz` answers.
+    pub async fn readyz(&self) -> u16 {
+        client()
+            .get(self.admin_url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16()
+    }
+
     /// The admin listener's Prometheus text.
     pub async fn metrics(&self) -> String {
         client()
