@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process is alive), `/readyz` (the store answers; its
-//! eviction policy is checked on the way) and
+//! eviction policy is checked on the way), `POST /reload` (re-read the configuration) and
 //! `/metrics` (Prometheus text). It should be bound to a private address.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use pingora::protocols::http::ServerSession;
 use token_module::Store;
 
 use crate::error::GatewayError;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::store::EvictionWatch;
 
@@ -18,6 +19,7 @@ pub struct AdminApp {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub eviction: Arc<EvictionWatch>,
+    pub live: Arc<Live>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -51,6 +53,28 @@ impl ServeHttp for AdminApp {
                     serde_json::json!({"status": "not ready", "store": e.to_string()}),
                 ),
             },
+            "/reload" if session.req_header().method == http::Method::POST => {
+                match self.live.reload().await {
+                    Ok(report) => json(
+                        StatusCode::OK,
+                        serde_json::to_value(&report).unwrap_or_default(),
+                    ),
+                    Err(e) => json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({"error": "invalid_configuration", "errors": [e.to_string()]}),
+                    ),
+                }
+            }
+            "/reload" => {
+                let mut resp = json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    serde_json::json!({"error": "method_not_allowed", "error_description": "POST /reload"}),
+                );
+                if let Ok(v) = "POST".parse() {
+                    resp.headers_mut().insert(http::header::ALLOW, v);
+                }
+                resp
+            }
             "/metrics" => respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

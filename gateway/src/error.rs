@@ -104,6 +104,8 @@ pub enum ServeError {
     Store(#[from] token_module::StoreError),
     #[error("oauth: {0}")]
     OAuth(#[from] token_module::secrets::SecretError),
+    #[error("{0}")]
+    Config(#[from] crate::live::ReloadError),
     #[error("{file}: TLS for {address}: {message}")]
     Tls {
         file: String,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod live;
 pub mod metrics;
 pub mod normalize;
 pub mod oauth;
@@ -30,6 +31,7 @@ use token_module::Store;
 use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::error::ServeError;
+use crate::live::{Live, LogLevelSetter, ReloadOnHangup};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
@@ -62,6 +64,9 @@ pub enum Command {
     /// Print an argon2id hash of a secret or password read from standard input, for the
     /// `secret_hash` / `password_hash` keys (one trailing newline is ignored).
     HashSecret,
+    /// Ask the running gateway (through its admin listener, `admin.address` of `--config`) to
+    /// reload its configuration; prints what changed, or the errors. Exit 0 when applied.
+    Reload,
 }
 
 /// Reads a secret from stdin and prints its hash.
@@ -91,10 +96,56 @@ fn hash_secret() -> ExitCode {
     }
 }
 
+/// `tollgate reload`: `POST /reload` to the admin listener named by the configuration.
+fn request_reload(config_path: &std::path::Path) -> ExitCode {
+    use std::io::{Read, Write};
+    let admin = match config::admin_address(config_path) {
+        Ok(Some(address)) => address,
+        Ok(None) => {
+            eprintln!(
+                "tollgate: the admin listener is off (admin.address: null); send SIGHUP instead"
+            );
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let exchange = || -> std::io::Result<String> {
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+        stream.write_all(
+            b"POST /reload HTTP/1.1\r\nHost: tollgate-admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply)?;
+        Ok(reply)
+    };
+    match exchange() {
+        Ok(reply) => {
+            let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+            println!("{body}");
+            if head.starts_with("HTTP/1.1 200") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("tollgate: cannot reach the admin listener at {admin}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Runs the command line: validates the configuration, then serves until stopped.
 pub fn main_with(cli: Cli) -> ExitCode {
-    if let Some(Command::HashSecret) = cli.command {
-        return hash_secret();
+    match cli.command {
+        Some(Command::HashSecret) => return hash_secret(),
+        Some(Command::Reload) => return request_reload(&cli.config),
+        None => {}
     }
     let store_override = std::env::var(STORE_URL_ENV).ok().filter(|s| !s.is_empty());
     let config = match GatewayConfig::load(&cli.config, store_override.as_deref()) {
@@ -112,8 +163,8 @@ pub fn main_with(cli: Cli) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_logging(&config.server);
-    match serve(config, cli.upgrade) {
+    let set_log_level = init_logging(&config.server);
+    match serve(config, cli.upgrade, set_log_level) {
         Ok(never) => match never {},
         Err(e) => {
             tracing::error!("{e}");
@@ -123,28 +174,43 @@ pub fn main_with(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs go to stderr through `tracing`; Pingora's `log` records are bridged in.
-fn init_logging(settings: &ServerSettings) {
+/// Logs go to stderr through `tracing`; Pingora's `log` records are bridged in. Returns what
+/// sets the log filter again on a reload.
+fn init_logging(settings: &ServerSettings) -> Option<LogLevelSetter> {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     // `try_init` fails only when a subscriber is already set (e.g. by an embedding program),
-    // which is fine to keep.
-    let _ = if settings.log_json {
-        builder.json().try_init()
+    // which is fine to keep; its filter is then not ours to change.
+    if settings.log_json {
+        let builder = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.try_init().ok()?;
+        Some(Box::new(move |level| handle.reload(EnvFilter::new(level))))
     } else {
-        builder.try_init()
-    };
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.try_init().ok()?;
+        Some(Box::new(move |level| handle.reload(EnvFilter::new(level))))
+    }
 }
 
 /// Starts every configured service and serves until the process is told to stop. With
 /// `upgrade`, the listening sockets are received through `server.upgrade_sock` (from the
 /// process being replaced, or from whoever started this one) instead of bound. Returns only
 /// when something could not be set up.
-pub fn serve(config: GatewayConfig, upgrade: bool) -> Result<std::convert::Infallible, ServeError> {
+pub fn serve(
+    config: GatewayConfig,
+    upgrade: bool,
+    set_log_level: Option<LogLevelSetter>,
+) -> Result<std::convert::Infallible, ServeError> {
     let metrics = Arc::new(Metrics::new()?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::open(
         &config.store,
@@ -165,29 +231,23 @@ pub fn serve(config: GatewayConfig, upgrade: bool) -> Result<std::convert::Infal
     let mut server = Server::new_with_opt_and_conf(Some(opt), server_conf);
     server.bootstrap();
 
-    let oauth = match config.oauth {
-        Some(oauth_config) => {
-            let provider = token_module::OAuthProvider::new(oauth_config, Arc::clone(&store))?;
-            metrics.mirror(&metrics.hash_verifications, provider.hash_verifications());
-            metrics.mirror(&metrics.auth_throttled, provider.throttled_attempts());
-            Some(crate::oauth::OAuthEndpoints {
-                provider,
-                metrics: Arc::clone(&metrics),
-            })
-        }
-        None => None,
-    };
+    let listeners = config.listeners.clone();
+    let admin_address = config.admin;
+    let source = config.source.clone();
+    let store_url = format!("{:?}", config.store.url);
+    let live = Arc::new(Live::new(
+        config,
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+        set_log_level,
+    )?);
     let gateway = Gateway {
-        oauth,
-        bearer: config.bearer,
-        path_rules: config.server.path_rules,
-        routes: config.routes,
+        live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
-        store: Arc::clone(&store),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
-    for listener in &config.listeners {
+    for listener in &listeners {
         let address = listener.address.to_string();
         match &listener.tls {
             None => proxy.add_tcp(&address),
@@ -195,7 +255,7 @@ pub fn serve(config: GatewayConfig, upgrade: bool) -> Result<std::convert::Infal
                 let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
                 let mut settings = TlsSettings::intermediate(&path(&tls.cert), &path(&tls.key))
                     .map_err(|e| ServeError::Tls {
-                        file: config.source.display().to_string(),
+                        file: source.display().to_string(),
                         address: address.clone(),
                         message: e.to_string(),
                     })?;
@@ -217,17 +277,22 @@ pub fn serve(config: GatewayConfig, upgrade: bool) -> Result<std::convert::Infal
         "store eviction policy",
         EvictionCheckAtStart(Arc::clone(&eviction)),
     ));
-    if let Some(address) = config.admin {
+    server.add_service(pingora::services::background::background_service(
+        "reload on SIGHUP",
+        ReloadOnHangup(Arc::clone(&live)),
+    ));
+    if let Some(address) = admin_address {
         let app = AdminApp {
             store,
             metrics,
             eviction,
+            live,
         };
         let mut admin = Service::new("tollgate admin".to_string(), app);
         admin.add_tcp(&address.to_string());
         server.add_service(admin);
         tracing::info!(%address, "admin listening");
     }
-    tracing::info!(config = %config.source.display(), store = ?config.store.url, "starting");
+    tracing::info!(config = %source.display(), store = %store_url, "starting");
     server.run_forever()
 }

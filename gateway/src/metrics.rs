@@ -26,6 +26,12 @@ pub struct Metrics {
     pub auth_throttled: IntCounter,
     /// 1 when the store's eviction policy can drop keys (Redis `maxmemory-policy`).
     pub store_evicting_policy: prometheus::IntGauge,
+    /// The configuration generation in force (1 at start, one more per applied reload).
+    pub config_generation: prometheus::IntGauge,
+    /// Reloads by result (`applied`, `rejected`).
+    pub config_reloads: IntCounterVec,
+    /// Unix time of the last applied reload.
+    pub config_last_reload: prometheus::Gauge,
     /// Counters kept elsewhere as atomics, copied into their Prometheus counter when rendered.
     mirrors: Mutex<Vec<(IntCounter, Arc<AtomicU64>)>>,
     /// Bearer-token checks on protected routes, by result (`valid`, `valid_cached`,
@@ -85,6 +91,24 @@ impl Metrics {
             "1 when the store's eviction policy (Redis maxmemory-policy) can drop codes, tokens or revocations.",
         )?;
         registry.register(Box::new(store_evicting_policy.clone()))?;
+        let config_generation = prometheus::IntGauge::new(
+            "tollgate_config_generation",
+            "The configuration generation in force: 1 at start, one more per applied reload.",
+        )?;
+        registry.register(Box::new(config_generation.clone()))?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "tollgate_config_reloads_total",
+                "Configuration reloads, by result (applied, rejected).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(config_reloads.clone()))?;
+        let config_last_reload = prometheus::Gauge::new(
+            "tollgate_config_last_reload_timestamp_seconds",
+            "Unix time of the last applied configuration reload.",
+        )?;
+        registry.register(Box::new(config_last_reload.clone()))?;
         let tokens_issued = IntCounterVec::new(
             Opts::new(
                 "tollgate_oauth_tokens_issued_total",
@@ -115,6 +139,9 @@ impl Metrics {
             hash_verifications,
             auth_throttled,
             store_evicting_policy,
+            config_generation,
+            config_reloads,
+            config_last_reload,
             mirrors: Mutex::default(),
         })
     }

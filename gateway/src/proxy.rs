@@ -9,30 +9,23 @@ use pingora::http::RequestHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
-use token_module::Store;
 
-use crate::config::BearerSettings;
 use crate::error::GatewayError;
+use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
-use crate::normalize::{check_method, normalize_host, request_target, PathRules};
-use crate::oauth::OAuthEndpoints;
+use crate::normalize::{check_method, normalize_host, request_target};
 use crate::request::{client_ip, header, is_tls};
 use crate::respond;
-use crate::routes::{Route, RouteAuth, RouteTable};
+use crate::routes::{Route, RouteAuth};
 use token_module::bearer::{self, BearerError};
 use token_module::VerifiedToken;
 
-/// The gateway's proxy logic; one instance serves every request.
+/// The gateway's proxy logic; one instance serves every request. What the configuration says
+/// (routes, bearer settings, path rules, the OAuth endpoints) comes from the live snapshot
+/// each request takes when it starts.
 pub struct Gateway {
-    pub routes: RouteTable,
+    pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
-    /// Used by bearer validation.
-    pub store: Arc<dyn Store>,
-    /// The OAuth endpoints, answered in-process.
-    pub oauth: Option<OAuthEndpoints>,
-    pub bearer: BearerSettings,
-    /// How request paths are brought to normal form.
-    pub path_rules: PathRules,
 }
 
 impl Gateway {
@@ -52,7 +45,8 @@ impl Gateway {
             return Err(refuse("more than one Authorization header".into()));
         }
         check_method(&req.method).map_err(|e| refuse(e.to_string()))?;
-        let target = request_target(req, &self.path_rules).map_err(|e| refuse(e.to_string()))?;
+        let target =
+            request_target(req, &ctx.config.path_rules).map_err(|e| refuse(e.to_string()))?;
         if target.path.matching != req.uri.path() {
             ctx.matched_path = Some(target.path.matching.clone().into_owned());
         }
@@ -70,10 +64,11 @@ impl Gateway {
     /// makes the token optional and none came.
     async fn check_bearer(
         &self,
+        config: &Snapshot,
         session: &Session,
         auth: &RouteAuth,
     ) -> std::result::Result<Option<Arc<VerifiedToken>>, BearerError> {
-        let result = self.check_bearer_inner(session, auth).await;
+        let result = Self::check_bearer_inner(config, session, auth).await;
         let label = match &result {
             Ok(Some((_, true))) => "valid_cached",
             Ok(Some(_)) => "valid",
@@ -89,7 +84,7 @@ impl Gateway {
     }
 
     async fn check_bearer_inner(
-        &self,
+        config: &Snapshot,
         session: &Session,
         auth: &RouteAuth,
     ) -> std::result::Result<Option<(Arc<VerifiedToken>, bool)>, BearerError> {
@@ -100,13 +95,13 @@ impl Gateway {
             Err(BearerError::Missing) if !auth.required => return Ok(None),
             Err(e) => return Err(e),
         };
-        let provider = &self
+        let provider = &config
             .oauth
             .as_ref()
             .ok_or(BearerError::Unavailable)?
             .provider;
         let validated = provider
-            .validate_access_token(&token, self.bearer.denylist_fail_open)
+            .validate_access_token(&token, config.bearer.denylist_fail_open)
             .await
             .map_err(BearerError::from)?;
         // The method was checked to have scopes before the token was looked at.
@@ -121,6 +116,8 @@ impl Gateway {
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
+    /// The configuration this request lives under, from start to end.
+    config: Arc<Snapshot>,
     route: Option<Arc<Route>>,
     /// The validated bearer token of a protected route.
     identity: Option<Arc<VerifiedToken>>,
@@ -170,6 +167,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            config: self.live.load(),
             route: None,
             local_route: None,
             identity: None,
@@ -191,17 +189,19 @@ impl ProxyHttp for Gateway {
             respond::write(session, e.into_response()).await?;
             return Ok(true);
         }
+        let config = Arc::clone(&ctx.config);
         let req = session.req_header();
-        if let Some(oauth) = &self.oauth {
+        if let Some(oauth) = &config.oauth {
             if let Some(endpoint) = oauth.endpoint_for(ctx.path(req)) {
                 ctx.local_route = Some(endpoint.label());
                 oauth.serve(session, endpoint).await?;
                 return Ok(true);
             }
         }
-        let selected = self
-            .routes
-            .select(request_host(req).as_deref(), &req.method, ctx.path(req));
+        let selected =
+            config
+                .routes
+                .select(request_host(req).as_deref(), &req.method, ctx.path(req));
         let Some(route) = selected.map(Arc::clone) else {
             respond::write(session, GatewayError::NoRoute.into_response()).await?;
             return Ok(true);
@@ -214,7 +214,7 @@ impl ProxyHttp for Gateway {
                 respond::write(session, refused.into_response()).await?;
                 return Ok(true);
             }
-            match self.check_bearer(session, auth).await {
+            match self.check_bearer(&config, session, auth).await {
                 Ok(identity) => ctx.identity = identity,
                 Err(e) => {
                     ctx.route = Some(route);
@@ -288,7 +288,7 @@ impl ProxyHttp for Gateway {
         if let Some(host) = ctx.host_from_target.take() {
             upstream_request.insert_header(http::header::HOST, host)?;
         }
-        let identity = &self.bearer.identity;
+        let identity = &ctx.config.bearer.identity;
         identity.strip_spoofed(upstream_request);
         if let Some(token) = &ctx.identity {
             identity.add(upstream_request, token)?;

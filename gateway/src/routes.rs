@@ -134,6 +134,30 @@ pub struct Route {
 }
 
 impl Route {
+    /// Everything that defines the route, as text (the round-robin cursor left out): two
+    /// configurations' routes differ exactly when these differ.
+    pub fn describe(&self) -> String {
+        let upstreams: Vec<String> = self
+            .upstreams
+            .0
+            .iter()
+            .map(|u| {
+                let tls = u.tls.as_ref().map(|t| (&t.sni, t.verify, t.ca_pool_key));
+                format!("{} {:?} {:?}", u.addr, u.sni, tls)
+            })
+            .collect();
+        format!(
+            "{} host={:?} methods={:?} upstreams={upstreams:?} timeouts={:?}/{:?}/{:?} auth={:?}",
+            self.path_prefix,
+            self.host,
+            self.methods,
+            self.connect_timeout,
+            self.read_timeout,
+            self.write_timeout,
+            self.auth
+        )
+    }
+
     fn matches(&self, host: Option<&str>, method: &Method, path: &str) -> bool {
         path_has_prefix(path, &self.path_prefix)
             && (self.methods.is_empty() || self.methods.contains(method))
@@ -186,6 +210,11 @@ impl RouteTable {
 
     pub fn len(&self) -> usize {
         self.routes.len()
+    }
+
+    /// The routes, best match first.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.iter()
     }
 
     pub fn is_empty(&self) -> bool {

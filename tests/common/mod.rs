@@ -135,12 +135,8 @@ impl Gateway {
         let port = |i: usize| listeners[i].local_addr().expect("bound").port();
         let (http, https, admin) = (port(0), port(1), port(2));
         let upgrade_sock = dir.path().join("upgrade.sock");
-        let mut opts = opts;
-        opts.server_yaml
-            .push_str(&format!("  upgrade_sock: \"{}\"\n", upgrade_sock.display()));
         let config = dir.path().join("gateway.yaml");
-        std::fs::write(&config, Self::config_yaml(&opts, http, https, admin))
-            .expect("write config");
+        write_config(&config, &opts, [http, https, admin], &upgrade_sock);
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .arg("--config")
@@ -183,6 +179,39 @@ impl Gateway {
             TcpStream::connect(gw.http).is_ok()
         });
         gw
+    }
+
+    /// The configuration file this gateway runs with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.yaml")
+    }
+
+    /// Rewrites the configuration file for `opts`, keeping this gateway's listeners (it takes
+    /// effect on the next reload).
+    pub fn rewrite_config(&self, opts: &GatewayOptions) {
+        let ports = [self.http.port(), self.https.port(), self.admin.port()];
+        write_config(
+            &self.config_path(),
+            opts,
+            ports,
+            &self.dir.path().join("upgrade.sock"),
+        );
+    }
+
+    /// `POST /reload` on the admin listener: the status and the JSON answer.
+    pub async fn reload(&self) -> (u16, serde_json::Value) {
+        let resp = client()
+            .post(self.admin_url("/reload"))
+            .send()
+            .await
+            .expect("reload");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn is_healthy(&self) -> bool {
@@ -244,6 +273,20 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes the gateway configuration for `opts` with listeners on `ports` (http, https,
+/// admin), atomically (a reload never reads half a file).
+fn write_config(path: &Path, opts: &GatewayOptions, ports: [u16; 3], upgrade_sock: &Path) {
+    let mut yaml = Gateway::config_yaml(opts, ports[0], ports[1], ports[2]);
+    yaml = yaml.replacen(
+        "server:\n",
+        &format!("server:\n  upgrade_sock: \"{}\"\n", upgrade_sock.display()),
+        1,
+    );
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, yaml).expect("write config");
+    std::fs::rename(&tmp, path).expect("move config in place");
 }
 
 /// An HTTP client that trusts the demo CA, uses no proxy from the environment and never

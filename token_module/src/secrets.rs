@@ -51,6 +51,12 @@ impl PasswordHash {
         }
     }
 
+    /// A short digest of the hash, to tell whether a configured secret changed without
+    /// showing the hash.
+    pub fn fingerprint(&self) -> String {
+        crate::crypto::digest_hex(&self.0)[..16].to_string()
+    }
+
     /// Verifies `secret` against the hash (slow by design: run it off the event loop).
     pub fn verify_blocking(&self, secret: &[u8]) -> bool {
         argon2::PasswordHash::new(&self.0)

@@ -101,6 +101,31 @@ pub struct BearerSettings {
     pub identity: IdentityHeaders,
 }
 
+/// The admin listener's address as `path` sets it, read without validating the rest (what
+/// `tollgate reload` needs to find the running gateway; the gateway validates the file).
+pub fn admin_address(path: &Path) -> Result<Option<SocketAddr>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct Partial {
+        #[serde(default)]
+        admin: file::Admin,
+    }
+    let err = |key: &str, message: String| ConfigError {
+        file: path.to_path_buf(),
+        key: key.to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read: {e}")))?;
+    let partial = validator::parse_yaml::<Partial>(&text).map_err(|(key, m)| err(&key, m))?;
+    partial
+        .admin
+        .address
+        .map(|a| {
+            a.parse()
+                .map_err(|_| err("admin.address", format!("`{a}` is not an ip:port address")))
+        })
+        .transpose()
+}
+
 impl GatewayConfig {
     /// Reads, parses and validates `path`. `store_url_override` (normally the value of
     /// [`STORE_URL_ENV`]) replaces `store.url`.

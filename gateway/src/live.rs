@@ -1,0 +1,404 @@
+//! The live configuration: one immutable [`Snapshot`] of everything a request reads (routes,
+//! bearer settings, path rules, the OAuth provider), swapped in one step when the file is
+//! reloaded. A request takes the snapshot once, when its context is made, and keeps it for its
+//! whole life: it sees the old or the new configuration, never a mix.
+//!
+//! A reload (SIGHUP, `POST /reload` on the admin listener, `tollgate reload`) runs the file
+//! through exactly the `--check` validation; a file that fails changes nothing. Settings that
+//! only a new process can take (listeners, the store, threads, the admin address) are reported
+//! as waiting for the next upgrade, and everything else is applied.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use token_module::{OAuthProvider, Store};
+
+use crate::config::{BearerSettings, ConfigError, GatewayConfig, STORE_URL_ENV};
+use crate::metrics::Metrics;
+use crate::normalize::PathRules;
+use crate::oauth::OAuthEndpoints;
+use crate::routes::RouteTable;
+
+/// Everything a request reads from the configuration, as one value.
+pub struct Snapshot {
+    /// 1 for the configuration the process started with, one more for each applied reload.
+    pub generation: u64,
+    pub routes: RouteTable,
+    pub bearer: BearerSettings,
+    pub path_rules: PathRules,
+    pub oauth: Option<OAuthEndpoints>,
+    summary: Summary,
+}
+
+/// Sets the process's log filter (`server.log_level`).
+pub type LogLevelSetter =
+    Box<dyn Fn(&str) -> Result<(), tracing_subscriber::reload::Error> + Send + Sync>;
+
+/// The running configuration and how to replace it.
+pub struct Live {
+    current: ArcSwap<Snapshot>,
+    /// The file given by `--config`.
+    source: PathBuf,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    set_log_level: Option<LogLevelSetter>,
+    /// The provider's counters are mirrored into metrics once.
+    mirrored: AtomicBool,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// What a reload changed, for the admin endpoint's answer and the log.
+#[derive(Debug, Serialize)]
+pub struct ReloadReport {
+    pub generation: u64,
+    /// Named entries added, removed or changed: `routes`, `clients`, `users`, `keys`.
+    pub changed: BTreeMap<&'static str, Changes>,
+    /// Other settings that changed and were applied (`bearer`, `oauth`, `server.log_level`…).
+    pub settings: Vec<&'static str>,
+    /// Settings that changed in the file but only take effect in a new process (an upgrade).
+    pub needs_upgrade: Vec<&'static str>,
+}
+
+/// The entries of one named section that changed.
+#[derive(Debug, Default, Serialize)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// Why a reload was refused (the running configuration stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    #[error("oauth: {0}")]
+    OAuth(#[from] token_module::secrets::SecretError),
+    #[error("the configuration could not be loaded: {0}")]
+    Load(String),
+}
+
+/// A configuration boiled down to what a diff compares: named entries and settings as text.
+#[derive(Debug, Default)]
+struct Summary {
+    /// `routes`, `clients`, `users`, `keys`: name → description.
+    named: BTreeMap<&'static str, BTreeMap<String, String>>,
+    /// Settings applied by a reload.
+    settings: BTreeMap<&'static str, String>,
+    /// Settings only a new process applies.
+    fixed: BTreeMap<&'static str, String>,
+}
+
+fn summarize(config: &GatewayConfig) -> Summary {
+    let mut s = Summary::default();
+    let routes = config
+        .routes
+        .iter()
+        .map(|r| (r.name.clone(), r.describe()))
+        .collect();
+    s.named.insert("routes", routes);
+    if let Some(oauth) = &config.oauth {
+        let clients = oauth
+            .clients
+            .iter()
+            .map(|(id, c)| {
+                let secret = c.secret_hash.as_ref().map(|h| h.fingerprint());
+                (id.clone(), format!("{c:?} secret={secret:?}"))
+            })
+            .collect();
+        let users = oauth
+            .users
+            .iter()
+            .map(|(name, u)| {
+                let password = u.password_hash.fingerprint();
+                (name.clone(), format!("{u:?} password={password}"))
+            })
+            .collect();
+        let active = oauth.keys.active().kid.clone();
+        let keys = oauth
+            .keys
+            .iter()
+            .map(|k| {
+                let role = if k.kid == active {
+                    "active"
+                } else {
+                    "verify-only"
+                };
+                (k.kid.clone(), format!("{k:?} {role} {:?}", k.public_jwk))
+            })
+            .collect();
+        s.named.insert("clients", clients);
+        s.named.insert("users", users);
+        s.named.insert("keys", keys);
+        s.settings.insert(
+            "oauth",
+            format!(
+                "issuer={} paths={:?} ttls={:?} leeway={:?} caches={}/{:?} body={} brute_force={}/{}/{:?}/{:?}",
+                oauth.issuer,
+                (&oauth.token_path, &oauth.authorize_path, &oauth.jwks_path, &oauth.revoke_path, &oauth.introspect_path, &oauth.userinfo_path),
+                (oauth.code_ttl, oauth.refresh_token_ttl, oauth.id_token_ttl),
+                oauth.leeway,
+                oauth.token_cache_entries,
+                oauth.denylist_cache,
+                oauth.max_body_bytes,
+                oauth.max_failures,
+                oauth.account_max_failures,
+                oauth.max_failure_delay,
+                oauth.failure_window,
+            ),
+        );
+    }
+    s.settings.insert("bearer", format!("{:?}", config.bearer));
+    s.settings
+        .insert("server.log_level", config.server.log_level.clone());
+    s.settings.insert(
+        "server.path_rules",
+        format!("{:?}", config.server.path_rules),
+    );
+    let server = &config.server;
+    for (key, value) in [
+        ("listeners", format!("{:?}", config.listeners)),
+        ("admin.address", format!("{:?}", config.admin)),
+        ("store", format!("{:?}", config.store)),
+        ("server.threads", server.threads.to_string()),
+        ("server.log_format", server.log_json.to_string()),
+        (
+            "server.grace_period_seconds",
+            format!("{:?}", server.grace_period),
+        ),
+        (
+            "server.graceful_shutdown_timeout_seconds",
+            format!("{:?}", server.graceful_shutdown_timeout),
+        ),
+        ("server.upgrade_sock", format!("{:?}", server.upgrade_sock)),
+    ] {
+        s.fixed.insert(key, value);
+    }
+    s
+}
+
+fn diff_named(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Changes {
+    let mut changes = Changes::default();
+    for (name, description) in new {
+        match old.get(name) {
+            None => changes.added.push(name.clone()),
+            Some(before) if before != description => changes.changed.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    changes.removed = old
+        .keys()
+        .filter(|name| !new.contains_key(*name))
+        .cloned()
+        .collect();
+    changes
+}
+
+fn diff(old: &Summary, new: &Summary, generation: u64) -> ReloadReport {
+    let empty = BTreeMap::new();
+    let mut changed = BTreeMap::new();
+    for section in ["routes", "clients", "users", "keys"] {
+        let changes = diff_named(
+            old.named.get(section).unwrap_or(&empty),
+            new.named.get(section).unwrap_or(&empty),
+        );
+        if !(changes.added.is_empty() && changes.removed.is_empty() && changes.changed.is_empty()) {
+            changed.insert(section, changes);
+        }
+    }
+    let differs = |a: &BTreeMap<&'static str, String>, b: &BTreeMap<&'static str, String>| {
+        a.keys()
+            .chain(b.keys())
+            .copied()
+            .filter(|k| a.get(k) != b.get(k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    ReloadReport {
+        generation,
+        changed,
+        settings: differs(&old.settings, &new.settings),
+        needs_upgrade: differs(&old.fixed, &new.fixed),
+    }
+}
+
+impl Live {
+    /// The configuration the process starts with (generation 1). `oauth` is its provider.
+    pub fn new(
+        config: GatewayConfig,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        set_log_level: Option<LogLevelSetter>,
+    ) -> Result<Self, ReloadError> {
+        let live = Self {
+            current: ArcSwap::from_pointee(Snapshot {
+                generation: 0,
+                routes: RouteTable::default(),
+                bearer: config.bearer.clone(),
+                path_rules: config.server.path_rules,
+                oauth: None,
+                summary: Summary::default(),
+            }),
+            source: config.source.clone(),
+            store,
+            metrics,
+            set_log_level,
+            mirrored: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
+        };
+        let first = live.snapshot(config, 1, None)?;
+        live.current.store(Arc::new(first));
+        live.metrics.config_generation.set(1);
+        Ok(live)
+    }
+
+    /// The configuration in force now.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Builds a snapshot; the OAuth provider is derived from `previous` when there is one (it
+    /// shares the store and the metric counters).
+    fn snapshot(
+        &self,
+        config: GatewayConfig,
+        generation: u64,
+        previous: Option<&OAuthEndpoints>,
+    ) -> Result<Snapshot, ReloadError> {
+        let summary = summarize(&config);
+        let oauth = match config.oauth {
+            None => None,
+            Some(oauth_config) => {
+                let provider = match previous {
+                    Some(old) => old.provider.reconfigured(oauth_config)?,
+                    None => OAuthProvider::new(oauth_config, Arc::clone(&self.store))?,
+                };
+                if !self.mirrored.swap(true, Ordering::Relaxed) {
+                    let m = &self.metrics;
+                    m.mirror(&m.hash_verifications, provider.hash_verifications());
+                    m.mirror(&m.auth_throttled, provider.throttled_attempts());
+                }
+                Some(OAuthEndpoints {
+                    provider,
+                    metrics: Arc::clone(&self.metrics),
+                })
+            }
+        };
+        Ok(Snapshot {
+            generation,
+            routes: config.routes,
+            bearer: config.bearer,
+            path_rules: config.server.path_rules,
+            oauth,
+            summary,
+        })
+    }
+
+    /// Reads the file again and, when it is valid, puts it in force in one step. A file that
+    /// fails is refused as a whole and the running configuration stays. Counted and logged
+    /// either way.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let result = self.try_reload().await;
+        let outcome = if result.is_ok() {
+            "applied"
+        } else {
+            "rejected"
+        };
+        self.metrics
+            .config_reloads
+            .with_label_values(&[outcome])
+            .inc();
+        match &result {
+            Ok(report) => {
+                self.metrics.config_generation.set(report.generation as i64);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                self.metrics.config_last_reload.set(now);
+                tracing::info!(
+                    generation = report.generation,
+                    changed = ?report.changed.keys().collect::<Vec<_>>(),
+                    settings = ?report.settings,
+                    "configuration reloaded"
+                );
+                if !report.needs_upgrade.is_empty() {
+                    tracing::warn!(
+                        settings = ?report.needs_upgrade,
+                        "these settings changed in the file but take effect only in a new process (tollgate --upgrade)"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays")
+            }
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<ReloadReport, ReloadError> {
+        let source = self.source.clone();
+        // Reading the file and resolving upstream names block: keep them off the event loop.
+        let loaded = tokio::task::spawn_blocking(move || {
+            let store_override = std::env::var(STORE_URL_ENV).ok().filter(|s| !s.is_empty());
+            GatewayConfig::load(&source, store_override.as_deref())
+        })
+        .await
+        .map_err(|e| ReloadError::Load(e.to_string()))??;
+        let current = self.current.load_full();
+        let log_level = loaded.server.log_level.clone();
+        let generation = current.generation + 1;
+        let next = self.snapshot(loaded, generation, current.oauth.as_ref())?;
+        let report = diff(&current.summary, &next.summary, generation);
+        if report.settings.contains(&"server.log_level") {
+            self.apply_log_level(&log_level);
+        }
+        self.current.store(Arc::new(next));
+        Ok(report)
+    }
+
+    /// `RUST_LOG`, when set, wins over the file, as it does at start.
+    fn apply_log_level(&self, level: &str) {
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing::info!("server.log_level changed, but RUST_LOG overrides it");
+            return;
+        }
+        if let Some(set) = &self.set_log_level {
+            if let Err(e) = set(level) {
+                tracing::warn!(error = %e, "could not change the log level");
+            }
+        }
+    }
+}
+
+/// Reloads on SIGHUP, as nginx and HAProxy do.
+pub struct ReloadOnHangup(pub Arc<Live>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for ReloadOnHangup {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reload through the admin listener");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = hangups.recv() => {
+                    // The outcome is logged and counted by `reload`.
+                    let _ = self.0.reload().await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
