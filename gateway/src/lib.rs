@@ -31,7 +31,7 @@ use token_module::Store;
 use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::error::ServeError;
-use crate::live::{Live, LogLevelSetter, ReloadOnHangup};
+use crate::live::{DrainOnStop, Live, LogLevelSetter, ReloadOnHangup};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
@@ -241,9 +241,11 @@ pub fn serve(
         Arc::clone(&metrics),
         set_log_level,
     )?);
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let gateway = Gateway {
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
+        draining: Arc::clone(&draining),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
@@ -276,6 +278,10 @@ pub fn serve(
     server.add_service(pingora::services::background::background_service(
         "store eviction policy",
         EvictionCheckAtStart(Arc::clone(&eviction)),
+    ));
+    server.add_service(pingora::services::background::background_service(
+        "drain on stop",
+        DrainOnStop(draining),
     ));
     server.add_service(pingora::services::background::background_service(
         "reload on SIGHUP",

@@ -402,3 +402,29 @@ impl pingora::services::background::BackgroundService for ReloadOnHangup {
         }
     }
 }
+
+/// Marks the process as draining on SIGQUIT (a graceful upgrade) and SIGTERM (a graceful
+/// stop). Pingora keeps serving for `server.grace_period_seconds` and then drops idle
+/// keep-alive connections; answering with `Connection: close` meanwhile moves clients to
+/// fresh connections first, which the new process (or the load balancer) takes.
+pub struct DrainOnStop(pub Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for DrainOnStop {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term)) =
+            (signal(SignalKind::quit()), signal(SignalKind::terminate()))
+        else {
+            tracing::warn!("cannot listen for SIGQUIT/SIGTERM; connections are not drained");
+            return;
+        };
+        tokio::select! {
+            _ = quit.recv() => {}
+            _ = term.recv() => {}
+            _ = shutdown.changed() => {}
+        }
+        tracing::info!("draining: responses close their connections");
+        self.0.store(true, Ordering::Relaxed);
+    }
+}

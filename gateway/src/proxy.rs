@@ -26,6 +26,10 @@ use token_module::VerifiedToken;
 pub struct Gateway {
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
+    /// Set when the process was told to stop or hand over to a new binary: every response
+    /// then closes its connection, so clients move to the new process before this one drops
+    /// its idle connections.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Gateway {
@@ -185,6 +189,9 @@ impl ProxyHttp for Gateway {
     /// otherwise checks the bearer token of a protected route and lets the request go
     /// upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            session.set_keepalive(None);
+        }
         if let Err(e) = self.admit(session.req_header(), ctx) {
             respond::write(session, e.into_response()).await?;
             return Ok(true);

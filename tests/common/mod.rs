@@ -99,8 +99,22 @@ pub struct Gateway {
 impl Gateway {
     pub fn config_yaml(opts: &GatewayOptions, http: u16, https: u16, admin: u16) -> String {
         let tls = repo_root().join("conf/demo-tls");
+        // The harness's server defaults, unless `server_yaml` sets them itself.
+        let defaults: String = [
+            "  threads: 2\n",
+            "  grace_period_seconds: 0\n",
+            "  graceful_shutdown_timeout_seconds: 1\n",
+            "  log_level: info\n",
+        ]
+        .iter()
+        .filter(|line| {
+            let key = line.split(':').next().unwrap_or("");
+            !opts.server_yaml.contains(&format!("{key}:"))
+        })
+        .copied()
+        .collect();
         format!(
-            "server:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 1\n  log_level: info\n{server}\
+            "server:\n{defaults}{server}\
              listeners:\n  - address: 127.0.0.1:{http}\n  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
              admin:\n  address: 127.0.0.1:{admin}\n\
              store:\n  url: \"{store}\"\n  timeout_ms: {timeout}\n\
@@ -207,6 +221,47 @@ impl Gateway {
             .expect("reload");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or_default())
+    }
+
+    /// A graceful binary upgrade: a new process started with `--upgrade` takes the listening
+    /// sockets over from this one (told by SIGQUIT), which finishes its requests and exits.
+    /// Both write to the same log.
+    pub fn upgrade(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("gateway.log"))
+            .expect("log file");
+        let new = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--upgrade")
+            .env_remove("TOLLGATE_STORE_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the new tollgate");
+        let quit = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(quit.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the old process did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        self.child = new;
+        wait_until("the new process", Duration::from_secs(20), || {
+            self.is_healthy()
+        });
     }
 
     /// The process id, for signals.
