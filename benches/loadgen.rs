@@ -82,6 +82,10 @@ enum Command {
         /// Requests (steps) per second across all connections; closed loop when absent.
         #[arg(long)]
         rate: Option<f64>,
+        /// The row name in the results (default: the scenario), e.g. `protected_reloading`
+        /// for the protected scenario while the configuration reloads.
+        #[arg(long)]
+        label: Option<String>,
     },
     /// Prints the Markdown table of a bench run's JSON lines.
     Report { results: std::path::PathBuf },
@@ -512,6 +516,8 @@ fn report(path: &std::path::Path) -> LoadResult<()> {
         let vs_open = match (name.as_str(), rate) {
             ("protected" | "upstream", None) => paired_ratio(&rows, name, "unprotected")
                 .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
+            ("protected_reloading", None) => paired_ratio(&rows, name, "protected")
+                .map_or(String::new(), |r| format!("{:.0} % of protected", 100.0 * r)),
             _ => String::new(),
         };
         let errors: u64 = runs.iter().filter_map(|r| r["errors"].as_u64()).sum();
@@ -547,9 +553,15 @@ async fn main() -> std::process::ExitCode {
             seconds,
             warmup,
             rate,
-        } => run(target, scenario, connections, seconds, warmup, rate)
+            label,
+        } => run(target, scenario.clone(), connections, seconds, warmup, rate)
             .await
-            .map(|v| println!("{v}")),
+            .map(|mut v| {
+                if let Some(label) = label {
+                    v["scenario"] = Value::from(label);
+                }
+                println!("{v}")
+            }),
         Command::Report { results } => report(&results),
     };
     match result {
