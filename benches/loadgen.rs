@@ -517,7 +517,9 @@ fn report(path: &std::path::Path) -> LoadResult<()> {
             ("protected" | "upstream", None) => paired_ratio(&rows, name, "unprotected")
                 .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
             ("protected_reloading", None) => paired_ratio(&rows, name, "protected")
-                .map_or(String::new(), |r| format!("{:.0} % of protected", 100.0 * r)),
+                .map_or(String::new(), |r| {
+                    format!("{:.0} % of protected", 100.0 * r)
+                }),
             _ => String::new(),
         };
         let errors: u64 = runs.iter().filter_map(|r| r["errors"].as_u64()).sum();

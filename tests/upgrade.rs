@@ -197,3 +197,94 @@ async fn no_request_fails_across_reloads_and_an_upgrade() {
     .await;
     assert_eq!(rotated.status, 200, "{}", rotated.json);
 }
+
+/// The systemd unit's sequence (`conf/tollgate.service`): a daemon writes its pid file; on
+/// reload the old one gets SIGQUIT and `--daemon --upgrade` takes over, with a new pid.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_is_replaced_as_the_systemd_unit_does() {
+    use std::process::Command;
+    let up = start_upstream("svc").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The daemon binds its own sockets here (nothing to hand over at first start).
+    let (http, admin) = (common::free_port(), common::free_port());
+    let pid_file = dir.path().join("tollgate.pid");
+    let config = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  threads: 1\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n  pid_file: \"{pid}\"\n  error_log: \"{log}\"\n  upgrade_sock: \"{sock}\"\n\
+             listeners:\n  - address: 127.0.0.1:{http}\n\
+             admin:\n  address: 127.0.0.1:{admin}\n\
+             routes:\n  - {{path_prefix: /v1, upstreams: [\"{up}\"]}}\n",
+            pid = pid_file.display(),
+            log = dir.path().join("error.log").display(),
+            sock = dir.path().join("upgrade.sock").display(),
+        ),
+    )
+    .expect("config");
+    let tollgate = |extra: &[&str]| {
+        let status = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .status()
+            .expect("tollgate");
+        assert!(status.success(), "tollgate {extra:?}: {status}");
+    };
+    let read_pid = || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+    };
+    let alive = |pid: u32| {
+        Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let get = || async {
+        client()
+            .get(format!("http://127.0.0.1:{http}/v1/x"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    tollgate(&["--daemon"]);
+    common::wait_until("the daemon's pid file", Duration::from_secs(20), || {
+        read_pid().is_some()
+    });
+    let first = read_pid().expect("pid");
+    let mut answered = 0;
+    for _ in 0..200 {
+        if get().await == 200 {
+            answered = 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered, 200, "the daemon serves");
+
+    // ExecReload: SIGQUIT to the old process, then the new one with --upgrade.
+    let quit = Command::new("kill")
+        .args(["-QUIT", &first.to_string()])
+        .status()
+        .expect("kill");
+    assert!(quit.success());
+    tollgate(&["--daemon", "--upgrade"]);
+    common::wait_until("the new pid", Duration::from_secs(20), || {
+        read_pid().is_some_and(|p| p != first)
+    });
+    let second = read_pid().expect("pid");
+    common::wait_until("the old process to exit", Duration::from_secs(30), || {
+        !alive(first)
+    });
+    assert_eq!(get().await, 200, "the new daemon serves on the same socket");
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.to_string()])
+        .status();
+    common::wait_until("the new process to stop", Duration::from_secs(30), || {
+        !alive(second)
+    });
+}

@@ -54,6 +54,10 @@ pub struct Cli {
     /// `server.upgrade_sock` instead of binding them: Pingora's graceful upgrade.
     #[arg(long)]
     pub upgrade: bool,
+    /// Run in the background (for `Type=forking` units): the process id goes to
+    /// `server.pid_file`, logs to `server.error_log`.
+    #[arg(long)]
+    pub daemon: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -164,7 +168,11 @@ pub fn main_with(cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let set_log_level = init_logging(&config.server);
-    match serve(config, cli.upgrade, set_log_level) {
+    let start = Start {
+        upgrade: cli.upgrade,
+        daemon: cli.daemon,
+    };
+    match serve(config, start, set_log_level) {
         Ok(never) => match never {},
         Err(e) => {
             tracing::error!("{e}");
@@ -202,13 +210,23 @@ fn init_logging(settings: &ServerSettings) -> Option<LogLevelSetter> {
     }
 }
 
+/// How the process starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start {
+    /// Receive the listening sockets through `server.upgrade_sock` (Pingora's graceful
+    /// upgrade) instead of binding them.
+    pub upgrade: bool,
+    /// Run in the background, writing `server.pid_file`.
+    pub daemon: bool,
+}
+
 /// Starts every configured service and serves until the process is told to stop. With
-/// `upgrade`, the listening sockets are received through `server.upgrade_sock` (from the
-/// process being replaced, or from whoever started this one) instead of bound. Returns only
-/// when something could not be set up.
+/// `start.upgrade`, the listening sockets are received through `server.upgrade_sock` (from
+/// the process being replaced, or from whoever started this one) instead of bound. Returns
+/// only when something could not be set up.
 pub fn serve(
     config: GatewayConfig,
-    upgrade: bool,
+    start: Start,
     set_log_level: Option<LogLevelSetter>,
 ) -> Result<std::convert::Infallible, ServeError> {
     let metrics = Arc::new(Metrics::new()?);
@@ -220,12 +238,19 @@ pub fn serve(
     let server_conf = ServerConf {
         threads: config.server.threads,
         upgrade_sock: config.server.upgrade_sock.to_string_lossy().into_owned(),
+        pid_file: config.server.pid_file.to_string_lossy().into_owned(),
+        error_log: config
+            .server
+            .error_log
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {
-        upgrade,
+        upgrade: start.upgrade,
+        daemon: start.daemon,
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(Some(opt), server_conf);

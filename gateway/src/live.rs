@@ -176,6 +176,8 @@ fn summarize(config: &GatewayConfig) -> Summary {
             format!("{:?}", server.graceful_shutdown_timeout),
         ),
         ("server.upgrade_sock", format!("{:?}", server.upgrade_sock)),
+        ("server.pid_file", format!("{:?}", server.pid_file)),
+        ("server.error_log", format!("{:?}", server.error_log)),
     ] {
         s.fixed.insert(key, value);
     }

@@ -81,6 +81,10 @@ pub struct Server {
     /// The Unix socket through which a new process started with `--upgrade` receives this
     /// one's listening sockets. Default: `/tmp/tollgate_upgrade.sock`.
     pub upgrade_sock: String,
+    /// With `--daemon`: where the process id is written. Default: `/tmp/tollgate.pid`.
+    pub pid_file: String,
+    /// With `--daemon`: the file logs are appended to. Default: none (logs are dropped).
+    pub error_log: Option<String>,
     /// Log filter in `tracing` syntax; `RUST_LOG` overrides it. Default: `info`.
     pub log_level: String,
     /// `text` or `json` log lines. Default: `text`.
@@ -121,6 +125,8 @@ impl Default for Server {
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 5,
             upgrade_sock: "/tmp/tollgate_upgrade.sock".into(),
+            pid_file: "/tmp/tollgate.pid".into(),
+            error_log: None,
             log_level: "info".into(),
             log_format: "text".into(),
             merge_slashes: true,

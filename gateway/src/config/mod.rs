@@ -55,6 +55,9 @@ pub struct ServerSettings {
     pub log_json: bool,
     /// Where a process started with `--upgrade` receives the listening sockets.
     pub upgrade_sock: PathBuf,
+    /// With `--daemon`: the process id file, and the log file.
+    pub pid_file: PathBuf,
+    pub error_log: Option<PathBuf>,
     /// How request paths are brought to normal form.
     pub path_rules: PathRules,
 }

@@ -187,6 +187,8 @@ impl Validator<'_> {
             log_level: s.log_level,
             log_json,
             upgrade_sock: PathBuf::from(s.upgrade_sock),
+            pid_file: PathBuf::from(s.pid_file),
+            error_log: s.error_log.map(PathBuf::from),
             path_rules: PathRules {
                 merge_slashes: s.merge_slashes,
                 escaped_slashes: match s.escaped_slashes {
