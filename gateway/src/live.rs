@@ -278,7 +278,7 @@ impl Live {
             None => None,
             Some(oauth_config) => {
                 let provider = match previous {
-                    Some(old) => old.provider.reconfigured(oauth_config)?,
+                    Some(old) => old.provider.reconfigured(oauth_config),
                     None => OAuthProvider::new(oauth_config, Arc::clone(&self.store))?,
                 };
                 if !self.mirrored.swap(true, Ordering::Relaxed) {

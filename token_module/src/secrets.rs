@@ -89,7 +89,7 @@ pub struct SecretVerifier {
     /// Bounds the argon2 verifications running at once. Each one holds 19 MiB and a core for
     /// tens of milliseconds, so unbounded they let a burst of logins (or of guesses) exhaust
     /// memory; bounded, the burst queues.
-    hashing: tokio::sync::Semaphore,
+    hashing: Arc<tokio::sync::Semaphore>,
     /// Argon2 verifications run so far (real and dummy), for metrics.
     pub verifications: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -111,11 +111,26 @@ impl SecretVerifier {
             ttl,
             max_entries,
             dummy: PasswordHash::parse(&hash_secret(&dummy_secret)?)?,
-            hashing: tokio::sync::Semaphore::new(
+            hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            )),
             verifications: Arc::default(),
         })
+    }
+
+    /// The same verifier having forgotten every verified secret (a reload: a rotated secret
+    /// must not pass on an earlier verification). The key, the dummy hash, the bound on
+    /// concurrent argon2 runs and the counter are shared, so a reload costs no argon2 run.
+    pub fn forgetting(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            verified: Mutex::new(HashMap::new()),
+            ttl: self.ttl,
+            max_entries: self.max_entries,
+            dummy: self.dummy.clone(),
+            hashing: Arc::clone(&self.hashing),
+            verifications: Arc::clone(&self.verifications),
+        }
     }
 
     fn tag(&self, identity: &str, hash: &PasswordHash, secret: &[u8]) -> [u8; 32] {

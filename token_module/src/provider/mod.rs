@@ -74,46 +74,29 @@ impl OAuthProvider {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::secrets::SecretError> {
-        let counters = (Arc::default(), Arc::default());
-        Self::build(config, store, clock, counters)
+        let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
+        Ok(Self {
+            validator: crate::validate::Validator::new(&config),
+            config,
+            store,
+            verifier,
+            throttled: Arc::default(),
+            clock,
+        })
     }
 
     /// A provider for a new configuration (a reload) that shares this one's store, clock and
     /// metric counters. Its caches start empty: verified secrets are checked again (a rotated
     /// secret is forgotten at once) and tokens of removed keys stop validating at once.
-    pub fn reconfigured(&self, config: OAuthConfig) -> Result<Self, crate::secrets::SecretError> {
-        let counters = (
-            Arc::clone(&self.verifier.verifications),
-            Arc::clone(&self.throttled),
-        );
-        Self::build(
+    pub fn reconfigured(&self, config: OAuthConfig) -> Self {
+        Self {
+            validator: crate::validate::Validator::new(&config),
             config,
-            Arc::clone(&self.store),
-            Arc::clone(&self.clock),
-            counters,
-        )
-    }
-
-    fn build(
-        config: OAuthConfig,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        (verifications, throttled): (
-            Arc<std::sync::atomic::AtomicU64>,
-            Arc<std::sync::atomic::AtomicU64>,
-        ),
-    ) -> Result<Self, crate::secrets::SecretError> {
-        let mut verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
-        verifier.verifications = verifications;
-        let validator = crate::validate::Validator::new(&config);
-        Ok(Self {
-            config,
-            store,
-            verifier,
-            validator,
-            throttled,
-            clock,
-        })
+            store: Arc::clone(&self.store),
+            verifier: self.verifier.forgetting(),
+            throttled: Arc::clone(&self.throttled),
+            clock: Arc::clone(&self.clock),
+        }
     }
 
     pub fn config(&self) -> &OAuthConfig {
