@@ -401,3 +401,46 @@ async fn http2_authority_is_the_host() {
         }
     }
 }
+
+/// Oversize request heads are refused before anything else looks at them: 414 for a long
+/// target, 431 for too many or too large header fields (defaults: 8192 bytes, 100 fields,
+/// 32 KiB); requests just under the limits pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversize_request_heads_are_refused() {
+    let env = demo_env().await;
+    let addr = env.gw.http;
+    let r = send(addr, "GET", &format!("/v1/{}", "a".repeat(8200)), &[]);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (414, Some("uri_too_long")),
+        "{}",
+        r.head
+    );
+    let r = send(addr, "GET", &format!("/v1/{}", "a".repeat(8000)), &[]);
+    assert_eq!(r.status, 200, "{}", r.head);
+
+    // Host and Connection come on top of these.
+    let fields = |n: usize| {
+        (0..n)
+            .map(|i| format!("X-Field-{i}: v"))
+            .collect::<Vec<_>>()
+    };
+    let many = fields(99);
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let r = send(addr, "GET", "/v1/x", &refs);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (431, Some("request_header_fields_too_large")),
+        "{}",
+        r.head
+    );
+    assert!(!r.reached_upstream());
+    let some = fields(90);
+    let refs: Vec<&str> = some.iter().map(String::as_str).collect();
+    assert_eq!(send(addr, "GET", "/v1/x", &refs).status, 200);
+
+    let big = format!("X-Big: {}", "b".repeat(33_000));
+    assert_eq!(send(addr, "GET", "/v1/x", &[&big]).status, 431);
+    let fits = format!("X-Big: {}", "b".repeat(30_000));
+    assert_eq!(send(addr, "GET", "/v1/x", &[&fits]).status, 200);
+}

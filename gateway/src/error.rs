@@ -13,6 +13,13 @@ pub enum GatewayError {
     /// spelling, more than one credential).
     #[error("invalid_request: {0}")]
     InvalidRequest(String),
+    /// 414: the request target is longer than `server.max_uri_bytes`.
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// 431: more header fields than `server.max_header_count`, or a header section larger
+    /// than `server.max_header_bytes`.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 404: no route matches.
     #[error("no route matches this request")]
     NoRoute,
@@ -60,6 +67,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest(_) | Self::UnreadableRequest => 400,
             Self::NoRoute => 404,
+            Self::UriTooLong(_) => 414,
+            Self::HeadersTooLarge(_) => 431,
             Self::MethodNotAllowed { .. } => 405,
             Self::UpstreamStatus(code) => *code,
             Self::UpstreamTimeout => 504,
@@ -72,6 +81,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest(_) | Self::UnreadableRequest => "invalid_request",
             Self::NoRoute => "not_found",
+            Self::UriTooLong(_) => "uri_too_long",
+            Self::HeadersTooLarge(_) => "request_header_fields_too_large",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UpstreamStatus(_) => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -83,7 +94,7 @@ impl GatewayError {
     /// The response: status, JSON body, and `Allow` for a 405.
     pub fn into_response(self) -> Response {
         let description = match &self {
-            Self::InvalidRequest(why) => why.clone(),
+            Self::InvalidRequest(why) | Self::HeadersTooLarge(why) => why.clone(),
             Self::UpstreamStatus(_) => Self::Internal.to_string(),
             other => other.to_string(),
         };

@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use token_module::{OAuthProvider, Store};
 
-use crate::config::{BearerSettings, ConfigError, GatewayConfig, STORE_URL_ENV};
+use crate::config::{BearerSettings, ConfigError, GatewayConfig, RequestLimits, STORE_URL_ENV};
 use crate::metrics::Metrics;
 use crate::normalize::PathRules;
 use crate::oauth::OAuthEndpoints;
@@ -30,6 +30,7 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub bearer: BearerSettings,
     pub path_rules: PathRules,
+    pub request_limits: RequestLimits,
     pub oauth: Option<OAuthEndpoints>,
     summary: Summary,
 }
@@ -244,6 +245,7 @@ impl Live {
                 routes: RouteTable::default(),
                 bearer: config.bearer.clone(),
                 path_rules: config.server.path_rules,
+                request_limits: config.server.request_limits,
                 oauth: None,
                 summary: Summary::default(),
             }),
@@ -297,6 +299,7 @@ impl Live {
             routes: config.routes,
             bearer: config.bearer,
             path_rules: config.server.path_rules,
+            request_limits: config.server.request_limits,
             oauth,
             summary,
         })

@@ -33,8 +33,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Reads the request target into normal form and refuses what must not be forwarded:
-    /// a path or method spelling that upstreams disagree about, and more than one
+    /// Refuses a request head over the configured limits (414, 431), then reads the request
+    /// target into normal form and refuses what must not be forwarded: a path or method
+    /// spelling that upstreams disagree about, and more than one
     /// `Authorization` header (the upstream must act on the one credential checked here).
     /// On success `ctx` holds the path to match (when it differs from the URI's) and the
     /// target to send upstream (when it differs from the client's).
@@ -43,6 +44,28 @@ impl Gateway {
         req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> std::result::Result<(), GatewayError> {
+        let limits = &ctx.config.request_limits;
+        if req.raw_path().len() > limits.max_uri_bytes {
+            return Err(GatewayError::UriTooLong(limits.max_uri_bytes));
+        }
+        if req.headers.len() > limits.max_header_count {
+            return Err(GatewayError::HeadersTooLarge(format!(
+                "more than {} header fields",
+                limits.max_header_count
+            )));
+        }
+        // Each field as on the wire: `name: value` and CRLF.
+        let header_bytes: usize = req
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if header_bytes > limits.max_header_bytes {
+            return Err(GatewayError::HeadersTooLarge(format!(
+                "the header section is larger than {} bytes",
+                limits.max_header_bytes
+            )));
+        }
         let refuse = |why: String| GatewayError::InvalidRequest(why);
         let mut authorizations = req.headers.get_all(http::header::AUTHORIZATION).iter();
         if authorizations.next().is_some() && authorizations.next().is_some() {

@@ -92,6 +92,14 @@ pub struct Server {
     /// Merge repeated slashes in request paths (`/v1//pets` → `/v1/pets`); `false`
     /// refuses them with 400. Default: true.
     pub merge_slashes: bool,
+    /// Longest request target (path and query) accepted, in bytes; longer gets 414.
+    /// Default: 8192.
+    pub max_uri_bytes: u64,
+    /// Most request header fields accepted; more gets 431. Default: 100.
+    pub max_header_count: u64,
+    /// Largest request header section accepted (names, values and separators), in bytes;
+    /// larger gets 431. Default: 32768.
+    pub max_header_bytes: u64,
     /// `%2F` / `%5C` in a path: `reject` (400) or `keep` (forwarded unchanged, matched
     /// as opaque bytes). Default: `reject`.
     pub escaped_slashes: EscapedSlashes,
@@ -130,6 +138,9 @@ impl Default for Server {
             log_level: "info".into(),
             log_format: "text".into(),
             merge_slashes: true,
+            max_uri_bytes: 8192,
+            max_header_count: 100,
+            max_header_bytes: 32_768,
             escaped_slashes: EscapedSlashes::default(),
             path_parameters: PathParameters::default(),
         }

@@ -60,6 +60,19 @@ pub struct ServerSettings {
     pub error_log: Option<PathBuf>,
     /// How request paths are brought to normal form.
     pub path_rules: PathRules,
+    /// Bounds on the request head.
+    pub request_limits: RequestLimits,
+}
+
+/// Bounds on a request's head, checked before anything else looks at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Longest request target, path and query (414 past it).
+    pub max_uri_bytes: usize,
+    /// Most header fields (431 past it).
+    pub max_header_count: usize,
+    /// Largest header section: names, values, `: ` and CRLF of each field (431 past it).
+    pub max_header_bytes: usize,
 }
 
 /// A client-facing listener.

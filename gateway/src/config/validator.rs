@@ -10,8 +10,8 @@ use pingora::utils::tls::{parse_x509, WrappedX509};
 use token_module::StoreUrl;
 
 use super::{
-    file, BearerSettings, ConfigError, GatewayConfig, Listener, ListenerTls, ServerSettings,
-    StoreSettings, STORE_URL_ENV,
+    file, BearerSettings, ConfigError, GatewayConfig, Listener, ListenerTls, RequestLimits,
+    ServerSettings, StoreSettings, STORE_URL_ENV,
 };
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
@@ -189,6 +189,11 @@ impl Validator<'_> {
             upgrade_sock: PathBuf::from(s.upgrade_sock),
             pid_file: PathBuf::from(s.pid_file),
             error_log: s.error_log.map(PathBuf::from),
+            request_limits: RequestLimits {
+                max_uri_bytes: s.max_uri_bytes as usize,
+                max_header_count: s.max_header_count as usize,
+                max_header_bytes: s.max_header_bytes as usize,
+            },
             path_rules: PathRules {
                 merge_slashes: s.merge_slashes,
                 escaped_slashes: match s.escaped_slashes {
