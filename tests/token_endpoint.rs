@@ -768,9 +768,12 @@ async fn parallel_code_redemptions_and_refreshes(backend: Backend) {
         [("grant_type", "authorization_code".into()), ("code", code)],
     )
     .await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
+    // The code is taken atomically: at most one redemption succeeds. The others are replays
+    // by the same authenticated client, which RFC 6749 4.1.2 answers by revoking what the code
+    // produced, so when one of them lands while the winner is still issuing, the winner's
+    // grant is revoked too and no request succeeds.
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() <= 1,
         "{statuses:?}"
     );
     assert!(
