@@ -430,22 +430,6 @@ async fn hs256_id_tokens_for_a_client_that_asks_for_them() {
     );
 }
 
-/// The demo oauth section with its `keys:` list replaced.
-fn with_keys(keys: &[(&str, &str, bool)]) -> String {
-    let yaml = demo_oauth_yaml(&[]);
-    let start = yaml.find("  keys:\n").expect("keys");
-    let end = yaml.find("  clients:\n").expect("clients");
-    let dir = common::repo_root().join("conf/keys");
-    let mut list = String::from("  keys:\n");
-    for (kid, file, active) in keys {
-        list.push_str(&format!(
-            "    - {{kid: \"{kid}\", private_key: \"{}\", active: {active}}}\n",
-            dir.join(file).display()
-        ));
-    }
-    format!("{}{list}{}", &yaml[..start], &yaml[end..])
-}
-
 fn gateway_with_keys(keys: &[(&str, &str, bool)]) -> OAuthEnv {
     let gw = Gateway::start(GatewayOptions {
         extra_yaml: with_keys(keys),

@@ -154,20 +154,6 @@ async fn a_reload_rotates_a_client_secret() {
     assert_eq!(reply.status, 200, "{}", reply.json);
 }
 
-fn keys_yaml(keys: &[(&str, &str, bool)]) -> String {
-    let dir = common::repo_root().join("conf/keys");
-    let mut list = String::from("  keys:\n");
-    for (kid, file, active) in keys {
-        list.push_str(&format!(
-            "    - {{kid: \"{kid}\", private_key: \"{}\", active: {active}}}\n",
-            dir.join(file).display()
-        ));
-    }
-    list
-}
-
-const DEMO_KEYS: &str = "  keys:\n    - kid: \"100\"\n      algorithm: RS256\n      private_key: keys/demo-rs256-100.pem   # DEMO ONLY\n      active: true\n";
-
 async fn jwks_kids(gw: &Gateway) -> Vec<String> {
     let jwks: Value = client()
         .get(gw.url("/oauth2/jwks"))
@@ -192,8 +178,6 @@ async fn jwks_kids(gw: &Gateway) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_by_reload() {
     let up = start_upstream("svc").await;
-    let dir = common::repo_root().join("conf/keys");
-    let demo_keys = DEMO_KEYS.replace("keys/", &format!("{}/", dir.display()));
     let env = env_from(Gateway::start(options(up, "", &[], "")));
     let old = light_client_credentials(&env, None)
         .await
@@ -201,9 +185,9 @@ async fn keys_rotate_by_reload() {
         .to_string();
     assert_eq!(jwks_kids(&env.gw).await, ["100"]);
 
-    let step = |keys: &[(&str, &str, bool)]| {
-        let replaced = keys_yaml(keys);
-        options(up, "", &[(demo_keys.as_str(), replaced.as_str())], "")
+    let step = |keys: &[(&str, &str, bool)]| GatewayOptions {
+        extra_yaml: with_keys(keys),
+        ..options(up, "", &[], "")
     };
     env.gw.rewrite_config(&step(&[
         ("100", "demo-rs256-100.pem", true),

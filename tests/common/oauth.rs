@@ -260,3 +260,20 @@ pub async fn introspect(env: &OAuthEnv, token: &str) -> Value {
     assert_eq!(status, 200, "{body}");
     body
 }
+
+/// The demo oauth section with its `keys:` list replaced by `keys` (kid, file in
+/// `conf/keys/`, active).
+pub fn with_keys(keys: &[(&str, &str, bool)]) -> String {
+    let yaml = demo_oauth_yaml(&[]);
+    let start = yaml.find("  keys:\n").expect("keys");
+    let end = yaml.find("  clients:\n").expect("clients");
+    let dir = repo_root().join("conf/keys");
+    let mut list = String::from("  keys:\n");
+    for (kid, file, active) in keys {
+        list.push_str(&format!(
+            "    - {{kid: \"{kid}\", private_key: \"{}\", active: {active}}}\n",
+            dir.join(file).display()
+        ));
+    }
+    format!("{}{list}{}", &yaml[..start], &yaml[end..])
+}
