@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
+use token_module::clock::Clock;
 use token_module::{OAuthProvider, Store};
 
 use crate::config::{BearerSettings, ConfigError, GatewayConfig, RequestLimits, STORE_URL_ENV};
@@ -44,13 +45,18 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     /// The file given by `--config`.
     source: PathBuf,
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
+    builder: SnapshotBuilder,
     set_log_level: Option<LogLevelSetter>,
-    /// The provider's counters are mirrored into metrics once.
-    mirrored: AtomicBool,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+}
+
+/// What every snapshot is built with: the store and the metrics outlive configurations.
+struct SnapshotBuilder {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    /// The provider's counters are mirrored into metrics once.
+    mirrored: AtomicBool,
 }
 
 /// What a reload changed, for the admin endpoint's answer and the log.
@@ -231,45 +237,10 @@ fn diff(old: &Summary, new: &Summary, generation: u64) -> ReloadReport {
     }
 }
 
-impl Live {
-    /// The configuration the process starts with (generation 1). `oauth` is its provider.
-    pub fn new(
-        config: GatewayConfig,
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-        set_log_level: Option<LogLevelSetter>,
-    ) -> Result<Self, ReloadError> {
-        let live = Self {
-            current: ArcSwap::from_pointee(Snapshot {
-                generation: 0,
-                routes: RouteTable::default(),
-                bearer: config.bearer.clone(),
-                path_rules: config.server.path_rules,
-                request_limits: config.server.request_limits,
-                oauth: None,
-                summary: Summary::default(),
-            }),
-            source: config.source.clone(),
-            store,
-            metrics,
-            set_log_level,
-            mirrored: AtomicBool::new(false),
-            reloading: tokio::sync::Mutex::new(()),
-        };
-        let first = live.snapshot(config, 1, None)?;
-        live.current.store(Arc::new(first));
-        live.metrics.config_generation.set(1);
-        Ok(live)
-    }
-
-    /// The configuration in force now.
-    pub fn load(&self) -> Arc<Snapshot> {
-        self.current.load_full()
-    }
-
+impl SnapshotBuilder {
     /// Builds a snapshot; the OAuth provider is derived from `previous` when there is one (it
     /// shares the store and the metric counters).
-    fn snapshot(
+    fn build(
         &self,
         config: GatewayConfig,
         generation: u64,
@@ -304,6 +275,37 @@ impl Live {
             summary,
         })
     }
+}
+
+impl Live {
+    /// The configuration the process starts with (generation 1).
+    pub fn new(
+        config: GatewayConfig,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        set_log_level: Option<LogLevelSetter>,
+    ) -> Result<Self, ReloadError> {
+        let builder = SnapshotBuilder {
+            store,
+            metrics,
+            mirrored: AtomicBool::new(false),
+        };
+        let source = config.source.clone();
+        let first = builder.build(config, 1, None)?;
+        builder.metrics.config_generation.set(1);
+        Ok(Self {
+            current: ArcSwap::from_pointee(first),
+            source,
+            builder,
+            set_log_level,
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The configuration in force now.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
 
     /// Reads the file again and, when it is valid, puts it in force in one step. A file that
     /// fails is refused as a whole and the running configuration stays. Counted and logged
@@ -316,17 +318,19 @@ impl Live {
         } else {
             "rejected"
         };
-        self.metrics
+        self.builder
+            .metrics
             .config_reloads
             .with_label_values(&[outcome])
             .inc();
         match &result {
             Ok(report) => {
-                self.metrics.config_generation.set(report.generation as i64);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                self.metrics.config_last_reload.set(now);
+                self.builder
+                    .metrics
+                    .config_generation
+                    .set(report.generation as i64);
+                let now = token_module::clock::SystemClock.now();
+                self.builder.metrics.config_last_reload.set(now as f64);
                 tracing::info!(
                     generation = report.generation,
                     changed = ?report.changed.keys().collect::<Vec<_>>(),
@@ -359,7 +363,9 @@ impl Live {
         let current = self.current.load_full();
         let log_level = loaded.server.log_level.clone();
         let generation = current.generation + 1;
-        let next = self.snapshot(loaded, generation, current.oauth.as_ref())?;
+        let next = self
+            .builder
+            .build(loaded, generation, current.oauth.as_ref())?;
         let report = diff(&current.summary, &next.summary, generation);
         if report.settings.contains(&"server.log_level") {
             self.apply_log_level(&log_level);

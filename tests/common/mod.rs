@@ -294,24 +294,24 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
-    /// The status `/readyz` answers.
-    pub async fn readyz(&self) -> u16 {
+    /// `GET path` on the admin listener.
+    async fn admin_get(&self, path: &str) -> reqwest::Response {
         client()
-            .get(self.admin_url("/readyz"))
+            .get(self.admin_url(path))
             .send()
             .await
-            .expect("readyz")
-            .status()
-            .as_u16()
+            .unwrap_or_else(|e| panic!("admin {path}: {e}"))
+    }
+
+    /// The status `/readyz` answers.
+    pub async fn readyz(&self) -> u16 {
+        self.admin_get("/readyz").await.status().as_u16()
     }
 
     /// The admin listener's Prometheus text.
     pub async fn metrics(&self) -> String {
-        client()
-            .get(self.admin_url("/metrics"))
-            .send()
+        self.admin_get("/metrics")
             .await
-            .expect("metrics")
             .text()
             .await
             .expect("metrics text")
