@@ -38,6 +38,15 @@ pub enum GatewayError {
     /// 400: the request could not be read.
     #[error("the request could not be read")]
     UnreadableRequest,
+    /// 408: the request body stalled longer than `server.body_timeout_ms`.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// 429: a rate limit of the route was reached; `headers` say which, and when to retry
+    /// (`Retry-After`, `RateLimit-Policy`, `RateLimit`).
+    #[error("too many requests; retry later")]
+    TooManyRequests {
+        headers: Vec<(&'static str, String)>,
+    },
     /// 500: something failed inside the gateway.
     #[error("the gateway failed to handle the request")]
     Internal,
@@ -54,6 +63,7 @@ impl GatewayError {
                 ErrorSource::Upstream,
             ) => Self::UpstreamTimeout,
             (_, ErrorSource::Upstream) => Self::BadGateway,
+            (ErrorType::ReadTimedout, ErrorSource::Downstream) => Self::RequestTimeout,
             (
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
                 ErrorSource::Downstream,
@@ -67,6 +77,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest(_) | Self::UnreadableRequest => 400,
             Self::NoRoute => 404,
+            Self::RequestTimeout => 408,
+            Self::TooManyRequests { .. } => 429,
             Self::UriTooLong(_) => 414,
             Self::HeadersTooLarge(_) => 431,
             Self::MethodNotAllowed { .. } => 405,
@@ -81,6 +93,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest(_) | Self::UnreadableRequest => "invalid_request",
             Self::NoRoute => "not_found",
+            Self::RequestTimeout => "request_timeout",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::UriTooLong(_) => "uri_too_long",
             Self::HeadersTooLarge(_) => "request_header_fields_too_large",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -99,8 +113,10 @@ impl GatewayError {
             other => other.to_string(),
         };
         let mut resp = error_response(self.status(), self.code(), &description);
-        if let Self::MethodNotAllowed { allow } = self {
-            resp.headers.push(("allow", allow));
+        match self {
+            Self::MethodNotAllowed { allow } => resp.headers.push(("allow", allow)),
+            Self::TooManyRequests { headers } => resp.headers.extend(headers),
+            _ => {}
         }
         resp
     }

@@ -4,7 +4,9 @@
 //! the same binary. [`serve`] wires the configured services together.
 
 pub mod admin;
+pub mod client_address;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod identity;
 pub mod live;
@@ -22,6 +24,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -30,6 +33,7 @@ use token_module::Store;
 
 use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
+use crate::connection::{EdgeApp, ListenerCap};
 use crate::error::ServeError;
 use crate::live::{DrainOnStop, Live, LogLevelSetter, ReloadOnHangup};
 use crate::metrics::Metrics;
@@ -272,8 +276,22 @@ pub fn serve(
         metrics: Arc::clone(&metrics),
         draining: Arc::clone(&draining),
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
+    let mut http = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut options = HttpServerOptions::default();
+    // HTTP/2 connections are not wrapped by the head deadline (see `connection`).
+    options.h2_idle_timeout = Some(live.load().connection_timeouts.keepalive);
+    http.server_options = Some(options);
+    let caps = listeners
+        .iter()
+        .map(|l| ListenerCap::new(l.address, l.max_connections))
+        .collect();
+    let edge = EdgeApp {
+        proxy: Arc::new(http),
+        live: Arc::clone(&live),
+        metrics: Arc::clone(&metrics),
+        caps,
+    };
+    let mut proxy = Service::new("tollgate".to_string(), edge);
     for listener in &listeners {
         let address = listener.address.to_string();
         match &listener.tls {

@@ -18,7 +18,10 @@ use serde::Serialize;
 use token_module::clock::Clock;
 use token_module::{OAuthProvider, Store};
 
-use crate::config::{BearerSettings, ConfigError, GatewayConfig, RequestLimits, STORE_URL_ENV};
+use crate::client_address::TrustedProxies;
+use crate::config::{
+    BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, RequestLimits, STORE_URL_ENV,
+};
 use crate::metrics::Metrics;
 use crate::normalize::PathRules;
 use crate::oauth::OAuthEndpoints;
@@ -32,6 +35,8 @@ pub struct Snapshot {
     pub bearer: BearerSettings,
     pub path_rules: PathRules,
     pub request_limits: RequestLimits,
+    pub connection_timeouts: ConnectionTimeouts,
+    pub trusted_proxies: TrustedProxies,
     pub oauth: Option<OAuthEndpoints>,
     summary: Summary,
 }
@@ -167,6 +172,18 @@ fn summarize(config: &GatewayConfig) -> Summary {
         "server.path_rules",
         format!("{:?}", config.server.path_rules),
     );
+    s.settings.insert(
+        "server.request_limits",
+        format!("{:?}", config.server.request_limits),
+    );
+    s.settings.insert(
+        "server.connection_timeouts",
+        format!("{:?}", config.server.connection_timeouts),
+    );
+    s.settings.insert(
+        "server.trusted_proxies",
+        format!("{:?}", config.server.trusted_proxies),
+    );
     let server = &config.server;
     for (key, value) in [
         ("listeners", format!("{:?}", config.listeners)),
@@ -271,6 +288,8 @@ impl SnapshotBuilder {
             bearer: config.bearer,
             path_rules: config.server.path_rules,
             request_limits: config.server.request_limits,
+            connection_timeouts: config.server.connection_timeouts,
+            trusted_proxies: config.server.trusted_proxies,
             oauth,
             summary,
         })

@@ -38,6 +38,14 @@ pub struct Metrics {
     /// `anonymous`, `missing`, `invalid_request`, `invalid_token`, `insufficient_scope`,
     /// `unavailable`).
     pub bearer_checks: IntCounterVec,
+    /// Client connections open, by listener.
+    pub connections_open: prometheus::IntGaugeVec,
+    /// Client connections closed at once because their listener was at its cap.
+    pub connections_refused: IntCounterVec,
+    /// Requests refused with 429 by a rate limit, by route (or OAuth endpoint).
+    pub rate_limited: IntCounterVec,
+    /// 1 while an upstream passes its health checks, by route and upstream.
+    pub upstream_healthy: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -128,7 +136,43 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(store_errors.clone()))?;
+        let connections_open = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tollgate_connections_open",
+                "Client connections open, by listener.",
+            ),
+            &["listener"],
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "tollgate_connections_refused_total",
+                "Client connections closed on accept because their listener was at max_connections.",
+            ),
+            &["listener"],
+        )?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "tollgate_rate_limited_total",
+                "Requests refused with 429 by a rate limit, by route.",
+            ),
+            &["route"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        let upstream_healthy = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tollgate_upstream_healthy",
+                "1 while an upstream passes its health checks, 0 while it is ejected, by route and upstream.",
+            ),
+            &["route", "upstream"],
+        )?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
         Ok(Self {
+            connections_open,
+            connections_refused,
+            rate_limited,
+            upstream_healthy,
             registry,
             requests,
             latency,

@@ -1,6 +1,7 @@
 //! The OAuth and OpenID Connect endpoints inside the proxy: reads what token_module needs from
 //! the Pingora session, hands it over, and writes back the response it returns.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use pingora::proxy::Session;
@@ -8,7 +9,7 @@ use pingora::Result;
 use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, TokenRequest};
 
 use crate::metrics::Metrics;
-use crate::request::{client_ip, header, is_tls};
+use crate::request::{header, is_tls};
 use crate::respond;
 
 /// The authorization server's endpoints.
@@ -88,8 +89,14 @@ impl OAuthEndpoints {
         table.iter().find(|(p, _)| *p == path).map(|(_, e)| *e)
     }
 
-    /// Answers a request for `endpoint`.
-    pub async fn serve(&self, session: &mut Session, endpoint: Endpoint) -> Result<()> {
+    /// Answers a request for `endpoint` from `client` (the address brute-force counters
+    /// count).
+    pub async fn serve(
+        &self,
+        session: &mut Session,
+        endpoint: Endpoint,
+        client: Option<IpAddr>,
+    ) -> Result<()> {
         let method = session.req_header().method.clone();
         let allow = match endpoint {
             Endpoint::Token | Endpoint::Revoke | Endpoint::Introspect => "POST",
@@ -115,7 +122,7 @@ impl OAuthEndpoints {
             authorization: header(session, "authorization"),
             query: query.as_deref(),
             body: &body,
-            client_ip: client_ip(session),
+            client_ip: client,
         };
         let response = match endpoint {
             Endpoint::Token => {
@@ -150,7 +157,7 @@ impl OAuthEndpoints {
                         body: &body,
                         authorization: header(session, "authorization"),
                         cookie: header(session, "cookie"),
-                        client_ip: client_ip(session),
+                        client_ip: client,
                         secure: is_tls(session),
                     })
                     .await

@@ -1,8 +1,9 @@
 //! The `ProxyHttp` implementation: picks a route for each request, answers what the gateway
 //! answers itself, and proxies the rest to the route's upstreams.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
@@ -10,6 +11,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
+use crate::connection;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
@@ -19,6 +21,9 @@ use crate::respond;
 use crate::routes::{Route, RouteAuth};
 use token_module::bearer::{self, BearerError};
 use token_module::VerifiedToken;
+
+/// Pingora's keep-alive timeout for HTTP/1.1 connections, unless told otherwise.
+const PINGORA_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The gateway's proxy logic; one instance serves every request. What the configuration says
 /// (routes, bearer settings, path rules, the OAuth endpoints) comes from the live snapshot
@@ -160,6 +165,8 @@ pub struct RequestCtx {
     upstream_target: Option<Vec<u8>>,
     /// `Host` for the upstream of an absolute-form request that came without one.
     host_from_target: Option<String>,
+    /// The client's address (see [`crate::client_address`]).
+    client: Option<IpAddr>,
 }
 
 impl RequestCtx {
@@ -203,6 +210,7 @@ impl ProxyHttp for Gateway {
             matched_path: None,
             upstream_target: None,
             host_from_target: None,
+            client: None,
         }
     }
 
@@ -212,9 +220,20 @@ impl ProxyHttp for Gateway {
     /// otherwise checks the bearer token of a protected route and lets the request go
     /// upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let timeouts = ctx.config.connection_timeouts;
+        connection::head_received(session, &timeouts);
         if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
             session.set_keepalive(None);
+        } else if timeouts.keepalive > PINGORA_KEEPALIVE {
+            // Pingora bounds each read of an idle connection by its own keep-alive timeout
+            // (60 s); a longer configured one must lift it (the stream enforces ours).
+            session.set_keepalive(Some(timeouts.keepalive.as_secs() + 1));
         }
+        ctx.client = client_ip(session).map(|peer| {
+            ctx.config
+                .trusted_proxies
+                .client_address(peer, &session.req_header().headers)
+        });
         if let Err(e) = self.admit(session.req_header(), ctx) {
             respond::write(session, e.into_response()).await?;
             return Ok(true);
@@ -224,7 +243,7 @@ impl ProxyHttp for Gateway {
         if let Some(oauth) = &config.oauth {
             if let Some(endpoint) = oauth.endpoint_for(ctx.path(req)) {
                 ctx.local_route = Some(endpoint.label());
-                oauth.serve(session, endpoint).await?;
+                oauth.serve(session, endpoint, ctx.client).await?;
                 return Ok(true);
             }
         }
@@ -372,6 +391,7 @@ impl ProxyHttp for Gateway {
 
     /// Metrics for every request, answered here or upstream.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        connection::response_sent(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = match (&ctx.route, ctx.local_route) {
             (Some(r), _) => r.name.as_str(),

@@ -72,6 +72,8 @@ pub struct GatewayOptions {
     pub extra_yaml: String,
     /// More `server:` keys, each line indented by two spaces.
     pub server_yaml: String,
+    /// More keys of the plain-HTTP listener, each line indented by four spaces.
+    pub http_listener_yaml: String,
 }
 
 impl Default for GatewayOptions {
@@ -82,6 +84,7 @@ impl Default for GatewayOptions {
             store_timeout_ms: 500,
             extra_yaml: String::new(),
             server_yaml: String::new(),
+            http_listener_yaml: String::new(),
         }
     }
 }
@@ -115,7 +118,7 @@ impl Gateway {
         .collect();
         format!(
             "server:\n{defaults}{server}\
-             listeners:\n  - address: 127.0.0.1:{http}\n  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
+             listeners:\n  - address: 127.0.0.1:{http}\n{http_listener}  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
              admin:\n  address: 127.0.0.1:{admin}\n\
              store:\n  url: \"{store}\"\n  timeout_ms: {timeout}\n\
              routes:\n{routes}{extra}",
@@ -125,6 +128,7 @@ impl Gateway {
             timeout = opts.store_timeout_ms,
             extra = opts.extra_yaml,
             server = opts.server_yaml,
+            http_listener = opts.http_listener_yaml,
             routes = if opts.routes.trim().is_empty() { "  []\n".to_string() } else { opts.routes.clone() },
         )
     }

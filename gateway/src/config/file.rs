@@ -106,6 +106,32 @@ pub struct Server {
     /// `;` parameters in a path segment: `reject` (400) or `keep` (forwarded; each
     /// segment is matched on what precedes its `;`). Default: `reject`.
     pub path_parameters: PathParameters,
+    /// A request head must arrive whole within this many ms, counted from the connection's
+    /// accept (or, on a keep-alive connection, from the head's first byte); past it the
+    /// connection is closed, with a 408 when part of a head came. Default: 10000.
+    pub header_timeout_ms: u64,
+    /// An idle keep-alive connection (HTTP/1.1 between requests, HTTP/2 without an open
+    /// stream) is closed after this many ms. Default: 60000.
+    pub keepalive_timeout_ms: u64,
+    /// Longest wait between two reads of a request body, ms; past it the request ends
+    /// (HTTP/1.1). Default: 30000.
+    pub body_timeout_ms: u64,
+    /// Peers (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` headers name the
+    /// client: for requests from them the client address is the nearest address in those
+    /// headers that is not itself trusted. Default: none (the socket's peer is the client).
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies name the client in: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239). Only that one is read. Default: `x-forwarded-for`.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// `server.forwarded_header`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 /// `server.escaped_slashes`.
@@ -143,6 +169,11 @@ impl Default for Server {
             max_header_bytes: 32_768,
             escaped_slashes: EscapedSlashes::default(),
             path_parameters: PathParameters::default(),
+            header_timeout_ms: 10_000,
+            keepalive_timeout_ms: 60_000,
+            body_timeout_ms: 30_000,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -155,12 +186,22 @@ pub struct Listener {
     /// Serve TLS with this certificate. Default: none (plain HTTP).
     #[serde(default)]
     pub tls: Option<ListenerTls>,
+    /// Most client connections open at once on this listener; a connection accepted past
+    /// it is closed at once (counted in `tollgate_connections_refused_total`).
+    /// Default: 10000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+}
+
+fn default_max_connections() -> u64 {
+    10_000
 }
 
 pub fn default_listeners() -> Vec<Listener> {
     vec![Listener {
         address: "0.0.0.0:6882".into(),
         tls: None,
+        max_connections: default_max_connections(),
     }]
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use token_module::StoreUrl;
 
+use crate::client_address::TrustedProxies;
 use crate::identity::IdentityHeaders;
 use crate::normalize::PathRules;
 use crate::routes::RouteTable;
@@ -62,6 +63,10 @@ pub struct ServerSettings {
     pub path_rules: PathRules,
     /// Bounds on the request head.
     pub request_limits: RequestLimits,
+    /// Deadlines of request heads, idle connections and body reads.
+    pub connection_timeouts: ConnectionTimeouts,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Bounds on a request's head, checked before anything else looks at it.
@@ -75,11 +80,25 @@ pub struct RequestLimits {
     pub max_header_bytes: usize,
 }
 
+/// Connection timeouts, from `server.*_timeout_ms`; a connection takes them when it is
+/// accepted, a request when its head is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// The whole request head must arrive within this, from the connection's accept or from
+    /// the first byte of a later request on a keep-alive connection.
+    pub header: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive: Duration,
+    /// Longest wait between two reads of a request body.
+    pub body: Duration,
+}
+
 /// A client-facing listener.
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub address: SocketAddr,
     pub tls: Option<ListenerTls>,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]

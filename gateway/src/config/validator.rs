@@ -10,9 +10,10 @@ use pingora::utils::tls::{parse_x509, WrappedX509};
 use token_module::StoreUrl;
 
 use super::{
-    file, BearerSettings, ConfigError, GatewayConfig, Listener, ListenerTls, RequestLimits,
-    ServerSettings, StoreSettings, STORE_URL_ENV,
+    file, BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, Listener, ListenerTls,
+    RequestLimits, ServerSettings, StoreSettings, STORE_URL_ENV,
 };
+use crate::client_address::{ForwardedHeader, TrustedProxies};
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::routes::{NonEmpty, Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
@@ -180,6 +181,29 @@ impl Validator<'_> {
                 format!("`{}` is not a log filter", s.log_level),
             ));
         }
+        self.in_range("server.max_uri_bytes", s.max_uri_bytes, 256, 1 << 20)?;
+        self.in_range("server.max_header_count", s.max_header_count, 8, 1000)?;
+        // Pingora refuses a head larger than 1 MiB before any of this is looked at.
+        self.in_range("server.max_header_bytes", s.max_header_bytes, 1024, 1 << 20)?;
+        self.in_range(
+            "server.header_timeout_ms",
+            s.header_timeout_ms,
+            100,
+            600_000,
+        )?;
+        self.in_range(
+            "server.keepalive_timeout_ms",
+            s.keepalive_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        self.in_range("server.body_timeout_ms", s.body_timeout_ms, 100, 600_000)?;
+        let header = match s.forwarded_header {
+            file::ForwardedHeader::XForwardedFor => ForwardedHeader::XForwardedFor,
+            file::ForwardedHeader::Forwarded => ForwardedHeader::Forwarded,
+        };
+        let trusted_proxies = TrustedProxies::parse(&s.trusted_proxies, header)
+            .map_err(|e| self.err("server.trusted_proxies", e))?;
         Ok(ServerSettings {
             threads: s.threads,
             grace_period: Duration::from_secs(s.grace_period_seconds),
@@ -194,6 +218,12 @@ impl Validator<'_> {
                 max_header_count: s.max_header_count as usize,
                 max_header_bytes: s.max_header_bytes as usize,
             },
+            connection_timeouts: ConnectionTimeouts {
+                header: Duration::from_millis(s.header_timeout_ms),
+                keepalive: Duration::from_millis(s.keepalive_timeout_ms),
+                body: Duration::from_millis(s.body_timeout_ms),
+            },
+            trusted_proxies,
             path_rules: PathRules {
                 merge_slashes: s.merge_slashes,
                 escaped_slashes: match s.escaped_slashes {
@@ -220,7 +250,17 @@ impl Validator<'_> {
                 })
             })
             .transpose()?;
-        Ok(Listener { address, tls })
+        self.in_range(
+            &format!("{key}.max_connections"),
+            l.max_connections,
+            1,
+            1_000_000,
+        )?;
+        Ok(Listener {
+            address,
+            tls,
+            max_connections: l.max_connections as usize,
+        })
     }
 
     fn store(
