@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod oauth;
 pub mod proxy;
+pub mod rate_limit;
 pub mod request;
 pub mod respond;
 pub mod routes;

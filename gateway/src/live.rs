@@ -25,6 +25,7 @@ use crate::config::{
 use crate::metrics::Metrics;
 use crate::normalize::PathRules;
 use crate::oauth::OAuthEndpoints;
+use crate::rate_limit::RateLimit;
 use crate::routes::RouteTable;
 
 /// Everything a request reads from the configuration, as one value.
@@ -37,6 +38,9 @@ pub struct Snapshot {
     pub request_limits: RequestLimits,
     pub connection_timeouts: ConnectionTimeouts,
     pub trusted_proxies: TrustedProxies,
+    pub oauth_rate_limit: Option<RateLimit>,
+    /// Where shared rate limits count.
+    pub store: Arc<dyn Store>,
     pub oauth: Option<OAuthEndpoints>,
     summary: Summary,
 }
@@ -167,6 +171,8 @@ fn summarize(config: &GatewayConfig) -> Summary {
     }
     s.settings.insert("bearer", format!("{:?}", config.bearer));
     s.settings
+        .insert("oauth_rate_limit", format!("{:?}", config.oauth_rate_limit));
+    s.settings
         .insert("server.log_level", config.server.log_level.clone());
     s.settings.insert(
         "server.path_rules",
@@ -290,6 +296,8 @@ impl SnapshotBuilder {
             request_limits: config.server.request_limits,
             connection_timeouts: config.server.connection_timeouts,
             trusted_proxies: config.server.trusted_proxies,
+            oauth_rate_limit: config.oauth_rate_limit,
+            store: Arc::clone(&self.store),
             oauth,
             summary,
         })

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use pingora::proxy::Session;
 use pingora::Result;
-use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, TokenRequest};
+use token_module::form::named_client;
+use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, Store, TokenRequest};
 
 use crate::metrics::Metrics;
+use crate::rate_limit::{KeyValue, RateKey, RateLimit};
 use crate::request::{header, is_tls};
 use crate::respond;
 
@@ -90,12 +92,13 @@ impl OAuthEndpoints {
     }
 
     /// Answers a request for `endpoint` from `client` (the address brute-force counters
-    /// count).
+    /// and rate limits count), under the endpoints' rate limit if there is one.
     pub async fn serve(
         &self,
         session: &mut Session,
         endpoint: Endpoint,
         client: Option<IpAddr>,
+        rate_limit: Option<(&RateLimit, &dyn Store)>,
     ) -> Result<()> {
         let method = session.req_header().method.clone();
         let allow = match endpoint {
@@ -116,6 +119,24 @@ impl OAuthEndpoints {
                 .refuse(session, endpoint, OAuthError::PayloadTooLarge { limit })
                 .await;
         };
+        if let Some((limit, store)) = rate_limit {
+            let named = match limit.key {
+                RateKey::Address => None,
+                RateKey::Client | RateKey::Subject => named_client(
+                    header(session, "authorization"),
+                    header(session, "content-type"),
+                    &body,
+                ),
+            };
+            let value = KeyValue::of(limit.key, client, None, named.as_deref());
+            if let Err(refused) = limit.check(value, store).await {
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&["oauth"])
+                    .inc();
+                return respond::write(session, refused.into_response()).await;
+            }
+        }
         let query = session.req_header().uri.query().map(str::to_string);
         let form = TokenRequest {
             content_type: header(session, "content-type"),

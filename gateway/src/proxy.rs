@@ -16,6 +16,7 @@ use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
 use crate::normalize::{check_method, normalize_host, request_target};
+use crate::rate_limit::{KeyValue, RateKey, RateLimit};
 use crate::request::{client_ip, header, is_tls};
 use crate::respond;
 use crate::routes::{Route, RouteAuth};
@@ -89,6 +90,27 @@ impl Gateway {
             }
         }
         Ok(())
+    }
+
+    /// Counts the request against `limit`; past it answers 429 and returns `true`.
+    async fn over_limit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Arc<Route>,
+        limit: &RateLimit,
+    ) -> Result<bool> {
+        let value = KeyValue::of(limit.key, ctx.client, ctx.identity.as_deref(), None);
+        let Err(refused) = limit.check(value, ctx.config.store.as_ref()).await else {
+            return Ok(false);
+        };
+        self.metrics
+            .rate_limited
+            .with_label_values(&[&route.name])
+            .inc();
+        ctx.route = Some(Arc::clone(route));
+        respond::write(session, refused.into_response()).await?;
+        Ok(true)
     }
 
     /// RFC 6750 bearer check for a protected route: the token from `Authorization` (never
@@ -243,7 +265,11 @@ impl ProxyHttp for Gateway {
         if let Some(oauth) = &config.oauth {
             if let Some(endpoint) = oauth.endpoint_for(ctx.path(req)) {
                 ctx.local_route = Some(endpoint.label());
-                oauth.serve(session, endpoint, ctx.client).await?;
+                let limit = config
+                    .oauth_rate_limit
+                    .as_ref()
+                    .map(|l| (l, config.store.as_ref()));
+                oauth.serve(session, endpoint, ctx.client, limit).await?;
                 return Ok(true);
             }
         }
@@ -255,6 +281,17 @@ impl ProxyHttp for Gateway {
             respond::write(session, GatewayError::NoRoute.into_response()).await?;
             return Ok(true);
         };
+        // A limit by address is checked before any token is looked at; one by client or
+        // subject needs the validated token.
+        let limit_first = route
+            .rate_limit
+            .as_ref()
+            .filter(|l| l.key == RateKey::Address || route.auth.is_none());
+        if let Some(limit) = limit_first {
+            if self.over_limit(session, ctx, &route, limit).await? {
+                return Ok(true);
+            }
+        }
         if let Some(auth) = &route.auth {
             if auth.scopes_for(&session.req_header().method).is_none() {
                 let allow = auth.allowed_methods();
@@ -268,6 +305,15 @@ impl ProxyHttp for Gateway {
                 Err(e) => {
                     ctx.route = Some(route);
                     respond::write(session, e.into_response()).await?;
+                    return Ok(true);
+                }
+            }
+            let limit_after = route
+                .rate_limit
+                .as_ref()
+                .filter(|l| l.key != RateKey::Address);
+            if let Some(limit) = limit_after {
+                if self.over_limit(session, ctx, &route, limit).await? {
                     return Ok(true);
                 }
             }

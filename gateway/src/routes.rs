@@ -10,6 +10,7 @@ use http::Method;
 use pingora::utils::tls::WrappedX509;
 
 use crate::normalize::is_standard_method;
+use crate::rate_limit::RateLimit;
 
 /// TLS towards an upstream.
 #[derive(Clone)]
@@ -129,6 +130,7 @@ pub struct Route {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub auth: Option<RouteAuth>,
+    pub rate_limit: Option<RateLimit>,
     /// Round-robin cursor.
     pub next_upstream: AtomicUsize,
 }
@@ -147,14 +149,15 @@ impl Route {
             })
             .collect();
         format!(
-            "{} host={:?} methods={:?} upstreams={upstreams:?} timeouts={:?}/{:?}/{:?} auth={:?}",
+            "{} host={:?} methods={:?} upstreams={upstreams:?} timeouts={:?}/{:?}/{:?} auth={:?} rate_limit={:?}",
             self.path_prefix,
             self.host,
             self.methods,
             self.connect_timeout,
             self.read_timeout,
             self.write_timeout,
-            self.auth
+            self.auth,
+            self.rate_limit,
         )
     }
 
@@ -242,6 +245,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(1),
             auth: None,
+            rate_limit: None,
             next_upstream: AtomicUsize::new(0),
         }
     }

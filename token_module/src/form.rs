@@ -114,6 +114,21 @@ pub fn basic_credentials(header: &str) -> Option<Result<BasicCredentials, OAuthE
     }
 }
 
+/// The client a token, revoke or introspect request names, before anything is checked: the
+/// Basic credentials' id, else the form's `client_id`. For counting requests per client;
+/// who the client really is, authentication decides.
+pub fn named_client(
+    authorization: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<String> {
+    if let Some(Ok(basic)) = authorization.and_then(basic_credentials) {
+        return Some(basic.id);
+    }
+    let params = Params::from_form_body(content_type, body).ok()?;
+    params.get("client_id").map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

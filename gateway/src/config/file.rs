@@ -32,6 +32,44 @@ pub struct File {
     /// How protected routes treat bearer tokens. Default: see [`Bearer`].
     #[serde(default)]
     pub bearer: Bearer,
+    /// A rate limit on the OAuth endpoints (token, authorize, revoke, introspect, userinfo,
+    /// JWKS, discovery); policy name `oauth`. Default: none.
+    #[serde(default)]
+    pub oauth_rate_limit: Option<RateLimit>,
+}
+
+/// A rate limit: at most `requests` per key in each window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per key and window. Required, at least 1.
+    pub requests: u64,
+    /// Window length, whole seconds. Default: 1.
+    #[serde(default = "one")]
+    pub window_seconds: u64,
+    /// What requests are counted by: `address` (the client address), `client` (the token's
+    /// or the request's `client_id`) or `subject` (the token's user, else its client).
+    /// Requests without the key are counted by address. Default: `address`.
+    #[serde(default)]
+    pub key: RateKey,
+    /// Count in the store as well, so every gateway on that store shares one budget.
+    /// Default: false (each instance counts alone).
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// `rate_limit.key`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateKey {
+    #[default]
+    Address,
+    Client,
+    Subject,
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,6 +326,9 @@ pub struct Route {
     /// Bearer-token requirements. Default: none (the route is public).
     #[serde(default)]
     pub auth: Option<Auth>,
+    /// A rate limit on this route; the policy is named after the route. Default: none.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn default_connect_timeout_ms() -> u64 {

@@ -15,6 +15,7 @@ use token_module::StoreUrl;
 use crate::client_address::TrustedProxies;
 use crate::identity::IdentityHeaders;
 use crate::normalize::PathRules;
+use crate::rate_limit::RateLimit;
 use crate::routes::RouteTable;
 
 /// The environment variable that overrides `store.url` (so a deployment can point the same
@@ -127,6 +128,8 @@ pub struct GatewayConfig {
     pub routes: RouteTable,
     pub oauth: Option<token_module::OAuthConfig>,
     pub bearer: BearerSettings,
+    /// The rate limit of the OAuth endpoints.
+    pub oauth_rate_limit: Option<RateLimit>,
 }
 
 /// How protected routes treat bearer tokens.

@@ -16,6 +16,7 @@ use super::{
 use crate::client_address::{ForwardedHeader, TrustedProxies};
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
+use crate::rate_limit::{RateKey, RateLimit};
 use crate::routes::{NonEmpty, Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
 
 /// Parses YAML into `T`. On failure: the dotted path of the key at fault (`routes[0].tls`,
@@ -137,7 +138,12 @@ impl Validator<'_> {
             denylist_fail_open: f.bearer.denylist_fail_open,
             identity: self.identity_headers(f.bearer.identity_headers)?,
         };
+        let oauth_rate_limit = f
+            .oauth_rate_limit
+            .map(|l| self.rate_limit("oauth_rate_limit", "oauth".into(), l))
+            .transpose()?;
         Ok(GatewayConfig {
+            oauth_rate_limit,
             source: self.file.to_path_buf(),
             server,
             listeners,
@@ -349,8 +355,14 @@ impl Validator<'_> {
             .auth
             .map(|a| self.auth(&format!("{key}.auth"), a))
             .transpose()?;
+        let name = r.name.unwrap_or_else(|| r.path_prefix.clone());
+        let rate_limit = r
+            .rate_limit
+            .map(|l| self.rate_limit(&format!("{key}.rate_limit"), name.clone(), l))
+            .transpose()?;
         Ok(Route {
-            name: r.name.unwrap_or_else(|| r.path_prefix.clone()),
+            rate_limit,
+            name,
             path_prefix: r.path_prefix,
             host: r.host.map(|h| normalize_host(&h).into_owned()),
             methods,
@@ -361,6 +373,33 @@ impl Validator<'_> {
             auth,
             next_upstream: Default::default(),
         })
+    }
+
+    fn rate_limit(
+        &self,
+        key: &str,
+        policy: String,
+        l: file::RateLimit,
+    ) -> Result<RateLimit, ConfigError> {
+        self.in_range(&format!("{key}.requests"), l.requests, 1, 1_000_000_000)?;
+        self.in_range(
+            &format!("{key}.window_seconds"),
+            l.window_seconds,
+            1,
+            86_400,
+        )?;
+        let rate_key = match l.key {
+            file::RateKey::Address => RateKey::Address,
+            file::RateKey::Client => RateKey::Client,
+            file::RateKey::Subject => RateKey::Subject,
+        };
+        Ok(RateLimit::new(
+            policy,
+            l.requests,
+            Duration::from_secs(l.window_seconds),
+            rate_key,
+            l.shared,
+        ))
     }
 
     fn auth(&self, key: &str, mut a: file::Auth) -> Result<RouteAuth, ConfigError> {
