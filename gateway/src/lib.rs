@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line and calls [`main_with`]; the integration tests run
 //! the same binary. [`serve`] wires the configured services together.
 
+pub mod access_log;
 pub mod admin;
 pub mod client_address;
 pub mod config;
@@ -36,7 +37,7 @@ use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::connection::{EdgeApp, ListenerCap};
 use crate::error::ServeError;
-use crate::live::{DrainOnStop, Live, LogLevelSetter, ReloadOnHangup};
+use crate::live::{DrainOnStop, Live, LogLevelSetter, ReloadOnHangup, ReopenLogsOnUsr1};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
@@ -330,6 +331,10 @@ pub fn serve(
     server.add_service(pingora::services::background::background_service(
         "reload on SIGHUP",
         ReloadOnHangup(Arc::clone(&live)),
+    ));
+    server.add_service(pingora::services::background::background_service(
+        "reopen logs on SIGUSR1",
+        ReopenLogsOnUsr1(Arc::clone(&live)),
     ));
     if let Some(address) = admin_address {
         let app = AdminApp {

@@ -18,6 +18,7 @@ use serde::Serialize;
 use token_module::clock::Clock;
 use token_module::{OAuthProvider, Store};
 
+use crate::access_log::AccessLog;
 use crate::client_address::TrustedProxies;
 use crate::config::{
     BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, RequestLimits, STORE_URL_ENV,
@@ -41,6 +42,7 @@ pub struct Snapshot {
     pub oauth_rate_limit: Option<RateLimit>,
     /// Where shared rate limits count.
     pub store: Arc<dyn Store>,
+    pub access_log: AccessLog,
     pub oauth: Option<OAuthEndpoints>,
     summary: Summary,
 }
@@ -187,6 +189,10 @@ fn summarize(config: &GatewayConfig) -> Summary {
         format!("{:?}", config.server.connection_timeouts),
     );
     s.settings.insert(
+        "server.access_log",
+        format!("{:?}", config.server.access_log),
+    );
+    s.settings.insert(
         "server.trusted_proxies",
         format!("{:?}", config.server.trusted_proxies),
     );
@@ -298,6 +304,13 @@ impl SnapshotBuilder {
             trusted_proxies: config.server.trusted_proxies,
             oauth_rate_limit: config.oauth_rate_limit,
             store: Arc::clone(&self.store),
+            access_log: AccessLog::open(config.server.access_log.clone(), config.server.log_json)
+                .map_err(|e| {
+                ReloadError::Load(format!(
+                    "server.access_log: cannot open {:?}: {e}",
+                    config.server.access_log
+                ))
+            })?,
             oauth,
             summary,
         })
@@ -435,6 +448,32 @@ impl pingora::services::background::BackgroundService for ReloadOnHangup {
                     // The outcome is logged and counted by `reload`.
                     let _ = self.0.reload().await;
                 }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Reopens the access-log file on SIGUSR1 (after a rotation moved it away).
+pub struct ReopenLogsOnUsr1(pub Arc<Live>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for ReopenLogsOnUsr1 {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut usr1 = match signal(SignalKind::user_defined1()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGUSR1; reload to reopen the access log");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = usr1.recv() => match self.0.load().access_log.reopen() {
+                    Ok(()) => tracing::info!("access log reopened"),
+                    Err(e) => tracing::error!(error = %e, "cannot reopen the access log"),
+                },
                 _ = shutdown.changed() => return,
             }
         }

@@ -11,6 +11,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
+use crate::access_log::Entry;
 use crate::connection;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
@@ -189,6 +190,8 @@ pub struct RequestCtx {
     host_from_target: Option<String>,
     /// The client's address (see [`crate::client_address`]).
     client: Option<IpAddr>,
+    /// The upstream of the last attempt.
+    upstream: Option<std::net::SocketAddr>,
 }
 
 impl RequestCtx {
@@ -233,6 +236,7 @@ impl ProxyHttp for Gateway {
             upstream_target: None,
             host_from_target: None,
             client: None,
+            upstream: None,
         }
     }
 
@@ -337,6 +341,7 @@ impl ProxyHttp for Gateway {
         let upstream = route
             .upstreams
             .cycle(ctx.first_upstream + ctx.failed_connects);
+        ctx.upstream = Some(upstream.addr);
         let mut peer = HttpPeer::new(upstream.addr, upstream.tls.is_some(), upstream.sni.clone());
         peer.options.connection_timeout = Some(route.connect_timeout);
         peer.options.read_timeout = Some(route.read_timeout);
@@ -435,7 +440,7 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Metrics for every request, answered here or upstream.
+    /// Metrics and the access-log line of every request, answered here or upstream.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         connection::response_sent(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
@@ -444,6 +449,26 @@ impl ProxyHttp for Gateway {
             (None, Some(local)) => local,
             (None, None) => "unmatched",
         };
+        let access_log = &ctx.config.access_log;
+        if access_log.is_on() {
+            let req = session.req_header();
+            let token = ctx.identity.as_deref();
+            access_log.write(&Entry {
+                time: Entry::now(),
+                client: ctx.client,
+                method: req.method.as_str(),
+                path: ctx.path(req),
+                route,
+                upstream: ctx.upstream.map(|a| a.to_string()),
+                status,
+                bytes: session.body_bytes_sent(),
+                duration_ms: Entry::millis(ctx.started.elapsed()),
+                client_id: token.map(|t| t.client_id.as_str()),
+                sub: token
+                    .and_then(|t| t.subject.as_ref())
+                    .map(|s| s.user_id.as_str()),
+            });
+        }
         self.metrics
             .requests
             .with_label_values(&[route, &status.to_string()])

@@ -161,6 +161,9 @@ pub struct Server {
     /// The header trusted proxies name the client in: `x-forwarded-for` or `forwarded`
     /// (RFC 7239). Only that one is read. Default: `x-forwarded-for`.
     pub forwarded_header: ForwardedHeader,
+    /// The access log: `stderr`, `off`, or a file path (reopened on SIGUSR1 and on reload).
+    /// Lines follow `log_format`. Default: `stderr`.
+    pub access_log: String,
 }
 
 /// `server.forwarded_header`.
@@ -212,6 +215,7 @@ impl Default for Server {
             body_timeout_ms: 30_000,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            access_log: "stderr".into(),
         }
     }
 }

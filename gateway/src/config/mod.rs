@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use token_module::StoreUrl;
 
+use crate::access_log::Destination;
 use crate::client_address::TrustedProxies;
 use crate::identity::IdentityHeaders;
 use crate::normalize::PathRules;
@@ -68,6 +69,8 @@ pub struct ServerSettings {
     pub connection_timeouts: ConnectionTimeouts,
     /// Peers whose forwarding headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where access-log lines go.
+    pub access_log: Destination,
 }
 
 /// Bounds on a request's head, checked before anything else looks at it.

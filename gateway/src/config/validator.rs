@@ -13,6 +13,7 @@ use super::{
     file, BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, Listener, ListenerTls,
     RequestLimits, ServerSettings, StoreSettings, STORE_URL_ENV,
 };
+use crate::access_log::Destination;
 use crate::client_address::{ForwardedHeader, TrustedProxies};
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
@@ -210,7 +211,22 @@ impl Validator<'_> {
         };
         let trusted_proxies = TrustedProxies::parse(&s.trusted_proxies, header)
             .map_err(|e| self.err("server.trusted_proxies", e))?;
+        let access_log = match s.access_log.as_str() {
+            "off" => Destination::Off,
+            "stderr" => Destination::Stderr,
+            path => {
+                let path = self.base.join(path);
+                if !path.parent().is_some_and(Path::is_dir) {
+                    return Err(self.err(
+                        "server.access_log",
+                        format!("the directory of `{}` does not exist", path.display()),
+                    ));
+                }
+                Destination::File(path)
+            }
+        };
         Ok(ServerSettings {
+            access_log,
             threads: s.threads,
             grace_period: Duration::from_secs(s.grace_period_seconds),
             graceful_shutdown_timeout: Duration::from_secs(s.graceful_shutdown_timeout_seconds),
