@@ -8,6 +8,7 @@ pub mod admin;
 pub mod client_address;
 pub mod config;
 pub mod connection;
+pub mod cors;
 pub mod error;
 pub mod identity;
 pub mod live;

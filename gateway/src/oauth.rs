@@ -9,6 +9,7 @@ use pingora::Result;
 use token_module::form::named_client;
 use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, Store, TokenRequest};
 
+use crate::cors::{self, CorsPolicy};
 use crate::metrics::Metrics;
 use crate::rate_limit::{KeyValue, RateKey, RateLimit};
 use crate::request::{header, is_tls};
@@ -106,6 +107,12 @@ impl OAuthEndpoints {
             Endpoint::Jwks | Endpoint::Discovery => "GET, HEAD",
             Endpoint::Authorize | Endpoint::Userinfo => "GET, HEAD, POST",
         };
+        if let Some(policy) = self.cors_policy(endpoint) {
+            if cors::is_preflight(session.req_header()) {
+                let reply = policy.preflight(session.req_header());
+                return respond::write(session, reply).await;
+            }
+        }
         if !allow.split(", ").any(|m| m == method.as_str()) {
             return self
                 .refuse(session, endpoint, OAuthError::MethodNotAllowed { allow })
@@ -147,11 +154,13 @@ impl OAuthEndpoints {
         };
         let response = match endpoint {
             Endpoint::Token => {
-                let outcome = self.provider.token(form).await;
+                let mut outcome = self.provider.token(form).await;
                 let counted = Outcome {
                     grant: outcome.grant.map(|g| g.as_str()),
                     error: outcome.error,
                 };
+                self.add_cors(session, endpoint, &body, &mut outcome.response)
+                    .await;
                 return self
                     .finish(session, endpoint, counted, outcome.response)
                     .await;
@@ -184,7 +193,73 @@ impl OAuthEndpoints {
                     .await
             }
         };
+        let mut response = response;
+        self.add_cors(session, endpoint, &body, &mut response).await;
         respond::write(session, response).await
+    }
+
+    /// The CORS policy of the endpoints browsers call with credentials of a client: the
+    /// origins any client allows (a preflight does not say which client is calling).
+    fn cors_policy(&self, endpoint: Endpoint) -> Option<CorsPolicy> {
+        let methods: &[http::Method] = match endpoint {
+            Endpoint::Token | Endpoint::Revoke => &[http::Method::POST],
+            Endpoint::Userinfo => &[http::Method::GET, http::Method::POST],
+            _ => return None,
+        };
+        let mut origins: Vec<String> = self
+            .provider
+            .config()
+            .clients
+            .values()
+            .flat_map(|c| c.allowed_origins.iter().cloned())
+            .collect();
+        origins.sort();
+        origins.dedup();
+        Some(CorsPolicy::for_endpoint(origins, methods))
+    }
+
+    /// CORS headers of an actual response: JWKS and discovery are public documents, readable
+    /// from any page; token, revoke and userinfo answers are readable by the origins the
+    /// calling client allows (the client the request names, or the token's at userinfo).
+    async fn add_cors(
+        &self,
+        session: &Session,
+        endpoint: Endpoint,
+        body: &[u8],
+        response: &mut Response,
+    ) {
+        let Some(origin) = cors::origin(session.req_header()) else {
+            return;
+        };
+        let authorization = header(session, "authorization");
+        let client = match endpoint {
+            Endpoint::Jwks | Endpoint::Discovery => {
+                response
+                    .headers
+                    .push(("access-control-allow-origin", "*".into()));
+                return;
+            }
+            Endpoint::Token | Endpoint::Revoke => {
+                named_client(authorization, header(session, "content-type"), body)
+            }
+            Endpoint::Userinfo => {
+                let query = session.req_header().uri.query();
+                match token_module::bearer::extract(authorization, query, false) {
+                    Ok(token) => self
+                        .provider
+                        .validate_access_token(&token, false)
+                        .await
+                        .ok()
+                        .map(|v| v.token.client_id.clone()),
+                    Err(_) => None,
+                }
+            }
+            Endpoint::Authorize | Endpoint::Introspect => None,
+        };
+        if client.is_some_and(|c| self.provider.client_allows_origin(&c, origin)) {
+            let policy = CorsPolicy::for_endpoint(Vec::new(), &[]);
+            response.headers.extend(policy.grant(origin));
+        }
     }
 
     /// Answers with `error` before the request reached token_module.

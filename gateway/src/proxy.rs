@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::Entry;
 use crate::connection;
+use crate::cors;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
@@ -110,7 +111,7 @@ impl Gateway {
             .with_label_values(&[&route.name])
             .inc();
         ctx.route = Some(Arc::clone(route));
-        respond::write(session, refused.into_response()).await?;
+        answer(session, ctx, refused.into_response()).await?;
         Ok(true)
     }
 
@@ -192,6 +193,19 @@ pub struct RequestCtx {
     client: Option<IpAddr>,
     /// The upstream of the last attempt.
     upstream: Option<std::net::SocketAddr>,
+    /// CORS headers for an allowed cross-origin request on a route with a CORS policy.
+    cors: Vec<(&'static str, String)>,
+}
+
+/// Writes `response` for a request that reached a route: with the route's CORS headers, so
+/// a page can read why it was refused.
+async fn answer(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    mut response: token_module::Response,
+) -> Result<()> {
+    response.headers.extend(ctx.cors.iter().cloned());
+    respond::write(session, response).await
 }
 
 impl RequestCtx {
@@ -237,6 +251,7 @@ impl ProxyHttp for Gateway {
             host_from_target: None,
             client: None,
             upstream: None,
+            cors: Vec::new(),
         }
     }
 
@@ -285,6 +300,18 @@ impl ProxyHttp for Gateway {
             respond::write(session, GatewayError::NoRoute.into_response()).await?;
             return Ok(true);
         };
+        if let Some(cors) = &route.cors {
+            let req = session.req_header();
+            if cors::is_preflight(req) {
+                let reply = cors.preflight(req);
+                ctx.route = Some(route);
+                respond::write(session, reply).await?;
+                return Ok(true);
+            }
+            if let Some(origin) = cors::origin(req).filter(|o| cors.allows(o)) {
+                ctx.cors = cors.grant(origin);
+            }
+        }
         // A limit by address is checked before any token is looked at; one by client or
         // subject needs the validated token.
         let limit_first = route
@@ -301,14 +328,14 @@ impl ProxyHttp for Gateway {
                 let allow = auth.allowed_methods();
                 ctx.route = Some(route);
                 let refused = GatewayError::MethodNotAllowed { allow };
-                respond::write(session, refused.into_response()).await?;
+                answer(session, ctx, refused.into_response()).await?;
                 return Ok(true);
             }
             match self.check_bearer(&config, session, auth).await {
                 Ok(identity) => ctx.identity = identity,
                 Err(e) => {
                     ctx.route = Some(route);
-                    respond::write(session, e.into_response()).await?;
+                    answer(session, ctx, e.into_response()).await?;
                     return Ok(true);
                 }
             }
@@ -417,20 +444,47 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Response phase (upstream responses): on a route with a CORS policy the gateway's
+    /// CORS headers replace the upstream's.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.route.as_ref().is_some_and(|r| r.cors.is_some()) {
+            use http::header::*;
+            for name in [
+                ACCESS_CONTROL_ALLOW_ORIGIN,
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                ACCESS_CONTROL_ALLOW_METHODS,
+                ACCESS_CONTROL_ALLOW_HEADERS,
+                ACCESS_CONTROL_MAX_AGE,
+            ] {
+                upstream_response.remove_header(&name);
+            }
+            for (name, value) in &ctx.cors {
+                upstream_response.append_header(*name, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Fatal errors become a JSON error response: 504 when the upstream timed out, 502 when
     /// it could not be reached or misbehaved, 400 for a malformed request, 500 otherwise.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let error = GatewayError::from_proxy_error(e);
         let code = error.as_ref().map_or(0, GatewayError::status);
         if let Some(error) = error.filter(|_| session.response_written().is_none()) {
             // The connection is not reused after this; say so, so clients do not try.
             session.set_keepalive(None);
-            if let Err(write_err) = respond::write(session, error.into_response()).await {
+            if let Err(write_err) = answer(session, ctx, error.into_response()).await {
                 tracing::debug!(error = %write_err, "could not write the error response");
             }
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::Method;
 use pingora::utils::tls::WrappedX509;
 
+use crate::cors::CorsPolicy;
 use crate::normalize::is_standard_method;
 use crate::rate_limit::RateLimit;
 
@@ -131,6 +132,7 @@ pub struct Route {
     pub write_timeout: Duration,
     pub auth: Option<RouteAuth>,
     pub rate_limit: Option<RateLimit>,
+    pub cors: Option<CorsPolicy>,
     /// Round-robin cursor.
     pub next_upstream: AtomicUsize,
 }
@@ -158,7 +160,7 @@ impl Route {
             self.write_timeout,
             self.auth,
             self.rate_limit,
-        )
+        ) + &format!(" cors={:?}", self.cors)
     }
 
     fn matches(&self, host: Option<&str>, method: &Method, path: &str) -> bool {
@@ -246,6 +248,7 @@ mod tests {
             write_timeout: Duration::from_secs(1),
             auth: None,
             rate_limit: None,
+            cors: None,
             next_upstream: AtomicUsize::new(0),
         }
     }

@@ -333,6 +333,47 @@ pub struct Route {
     /// A rate limit on this route; the policy is named after the route. Default: none.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// CORS for browser pages calling this route from other origins. Default: none (no
+    /// CORS headers; the upstream's own pass through).
+    #[serde(default)]
+    pub cors: Option<Cors>,
+}
+
+/// `routes[].cors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    /// Exact origins (`https://app.example.com`). Required, at least one; `*` is refused.
+    pub allowed_origins: Vec<String>,
+    /// Methods pages may use. Default: GET, HEAD, POST, PUT, PATCH, DELETE.
+    #[serde(default = "default_cors_methods")]
+    pub allowed_methods: Vec<String>,
+    /// Request headers pages may send. Default: `authorization`, `content-type`.
+    #[serde(default = "default_cors_headers")]
+    pub allowed_headers: Vec<String>,
+    /// Response headers pages may read beyond the CORS-safelisted ones. Default: none.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Seconds a browser may keep a preflight answer. Default: 600.
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_seconds: u64,
+    /// Let pages send cookies (`Access-Control-Allow-Credentials: true`). Default: false.
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+fn default_cors_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_cors_headers() -> Vec<String> {
+    ["authorization", "content-type"].map(String::from).to_vec()
+}
+
+fn default_cors_max_age() -> u64 {
+    600
 }
 
 fn default_connect_timeout_ms() -> u64 {

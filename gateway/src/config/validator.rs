@@ -15,6 +15,7 @@ use super::{
 };
 use crate::access_log::Destination;
 use crate::client_address::{ForwardedHeader, TrustedProxies};
+use crate::cors::CorsPolicy;
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::rate_limit::{RateKey, RateLimit};
@@ -376,7 +377,12 @@ impl Validator<'_> {
             .rate_limit
             .map(|l| self.rate_limit(&format!("{key}.rate_limit"), name.clone(), l))
             .transpose()?;
+        let cors = r
+            .cors
+            .map(|c| self.cors(&format!("{key}.cors"), c))
+            .transpose()?;
         Ok(Route {
+            cors,
             rate_limit,
             name,
             path_prefix: r.path_prefix,
@@ -388,6 +394,56 @@ impl Validator<'_> {
             write_timeout: Duration::from_millis(r.write_timeout_ms),
             auth,
             next_upstream: Default::default(),
+        })
+    }
+
+    fn cors(&self, key: &str, c: file::Cors) -> Result<CorsPolicy, ConfigError> {
+        if c.allowed_origins.is_empty() {
+            return Err(self.err(format!("{key}.allowed_origins"), "at least one origin"));
+        }
+        let origins = c
+            .allowed_origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                token_module::config::parse_origin(o)
+                    .map_err(|e| self.err(format!("{key}.allowed_origins[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let methods = c
+            .allowed_methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.method(&format!("{key}.allowed_methods[{i}]"), m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let header_name = |field: &str, list: Vec<String>| {
+            list.into_iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    http::HeaderName::from_bytes(h.as_bytes())
+                        .map(|n| n.as_str().to_string())
+                        .map_err(|_| {
+                            self.err(
+                                format!("{key}.{field}[{i}]"),
+                                format!("`{h}` is not a header name"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        self.in_range(
+            &format!("{key}.max_age_seconds"),
+            c.max_age_seconds,
+            0,
+            86_400,
+        )?;
+        Ok(CorsPolicy {
+            origins,
+            methods,
+            headers: header_name("allowed_headers", c.allowed_headers)?,
+            expose: header_name("expose_headers", c.expose_headers)?,
+            max_age: c.max_age_seconds,
+            credentials: c.allow_credentials,
         })
     }
 

@@ -210,6 +210,10 @@ pub struct Client {
     /// Default: false.
     #[serde(default)]
     pub id_token_hs256: bool,
+    /// Browser origins (`https://app.example.com`, exact) allowed to call the token,
+    /// revoke and userinfo endpoints for this client (CORS). Default: none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 fn default_token_format() -> String {

@@ -30,6 +30,8 @@ impl ConfigError {
 pub mod file;
 mod validator;
 
+pub use validator::parse_origin;
+
 /// A grant type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Grant {
@@ -106,6 +108,9 @@ pub struct Client {
     pub trusted: bool,
     pub allow_plain_pkce: bool,
     pub id_token_hs256: bool,
+    /// Browser origins allowed to call the token, revoke and userinfo endpoints (CORS),
+    /// in the serialized form browsers send.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Client {

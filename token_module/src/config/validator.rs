@@ -233,6 +233,76 @@ fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigEr
     Ok(())
 }
 
+/// A web origin as browsers serialize it in `Origin` (RFC 6454): `http` or `https`, a host,
+/// an optional port, nothing else; returned in lower case. `*` and `null` are refused: an
+/// allowed origin is always one exact site.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let bad = || format!("`{s}` is not an origin (scheme://host[:port], no path)");
+    let lower = s.trim().to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    // The host, and what follows it: nothing or `:port`.
+    let (host, after) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
+            addr.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (None, after)
+        }
+        None => match rest.find(':') {
+            Some(i) => (Some(&rest[..i]), &rest[i..]),
+            None => (Some(rest), ""),
+        },
+    };
+    let name_ok = |h: &str| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    if host.is_some_and(|h| !name_ok(h)) {
+        return Err(bad());
+    }
+    if !after.is_empty() {
+        let port = after.strip_prefix(':').ok_or_else(bad)?;
+        port.parse::<u16>().map_err(|_| bad())?;
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::parse_origin;
+
+    #[test]
+    fn origins_are_exact_sites() {
+        for ok in [
+            "https://App.Example.com",
+            "http://localhost:3000",
+            "https://[::1]:8443",
+        ] {
+            assert!(parse_origin(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            parse_origin("https://App.Example.com").as_deref(),
+            Ok("https://app.example.com")
+        );
+        for bad in [
+            "*",
+            "null",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://x",
+            "https://",
+            "https://a:b",
+            "https://user@host",
+            "https://[::1",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 fn is_scope_token(s: &str) -> bool {
     // RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
     !s.is_empty()
@@ -306,6 +376,12 @@ fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, Co
             ));
         }
     }
+    let allowed_origins = c
+        .allowed_origins
+        .iter()
+        .enumerate()
+        .map(|(i, o)| parse_origin(o).map_err(|e| err(&format!("allowed_origins[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
     if grants.contains(&Grant::AuthorizationCode) && c.redirect_uris.is_empty() {
         return Err(err(
             "redirect_uris",
@@ -356,5 +432,6 @@ fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, Co
         trusted: c.trusted,
         allow_plain_pkce: c.allow_plain_pkce,
         id_token_hs256: c.id_token_hs256,
+        allowed_origins,
     })
 }

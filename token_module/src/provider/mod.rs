@@ -103,6 +103,15 @@ impl OAuthProvider {
         &self.config
     }
 
+    /// Whether `client_id` lets pages of `origin` (as browsers send it) call the token,
+    /// revoke and userinfo endpoints.
+    pub fn client_allows_origin(&self, client_id: &str, origin: &str) -> bool {
+        self.config
+            .clients
+            .get(client_id)
+            .is_some_and(|c| c.allowed_origins.iter().any(|o| o == origin))
+    }
+
     /// The current time, in seconds since the Unix epoch.
     fn now(&self) -> u64 {
         self.clock.now()
