@@ -270,39 +270,6 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
     Ok(lower)
 }
 
-#[cfg(test)]
-mod origin_tests {
-    use super::parse_origin;
-
-    #[test]
-    fn origins_are_exact_sites() {
-        for ok in [
-            "https://App.Example.com",
-            "http://localhost:3000",
-            "https://[::1]:8443",
-        ] {
-            assert!(parse_origin(ok).is_ok(), "{ok}");
-        }
-        assert_eq!(
-            parse_origin("https://App.Example.com").as_deref(),
-            Ok("https://app.example.com")
-        );
-        for bad in [
-            "*",
-            "null",
-            "https://app.example.com/",
-            "https://app.example.com/path",
-            "ftp://x",
-            "https://",
-            "https://a:b",
-            "https://user@host",
-            "https://[::1",
-        ] {
-            assert!(parse_origin(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 fn is_scope_token(s: &str) -> bool {
     // RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
     !s.is_empty()
@@ -434,4 +401,37 @@ fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, Co
         id_token_hs256: c.id_token_hs256,
         allowed_origins,
     })
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::parse_origin;
+
+    #[test]
+    fn origins_are_exact_sites() {
+        for ok in [
+            "https://App.Example.com",
+            "http://localhost:3000",
+            "https://[::1]:8443",
+        ] {
+            assert!(parse_origin(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            parse_origin("https://App.Example.com").as_deref(),
+            Ok("https://app.example.com")
+        );
+        for bad in [
+            "*",
+            "null",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://x",
+            "https://",
+            "https://a:b",
+            "https://user@host",
+            "https://[::1",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
 }
