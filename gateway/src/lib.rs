@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod balancer;
 pub mod client_address;
 pub mod config;
 pub mod connection;
@@ -38,7 +39,9 @@ use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::connection::{EdgeApp, ListenerCap};
 use crate::error::ServeError;
-use crate::live::{DrainOnStop, Live, LogLevelSetter, ReloadOnHangup, ReopenLogsOnUsr1};
+use crate::live::{
+    DrainOnStop, HealthService, Live, LogLevelSetter, ReloadOnHangup, ReopenLogsOnUsr1,
+};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
@@ -332,6 +335,13 @@ pub fn serve(
     server.add_service(pingora::services::background::background_service(
         "reload on SIGHUP",
         ReloadOnHangup(Arc::clone(&live)),
+    ));
+    server.add_service(pingora::services::background::background_service(
+        "upstream health",
+        HealthService {
+            live: Arc::clone(&live),
+            metrics: Arc::clone(&metrics),
+        },
     ));
     server.add_service(pingora::services::background::background_service(
         "reopen logs on SIGUSR1",

@@ -400,7 +400,9 @@ impl Live {
         })
         .await
         .map_err(|e| ReloadError::Load(e.to_string()))??;
+        let mut loaded = loaded;
         let current = self.current.load_full();
+        loaded.routes.adopt_balancers(&current.routes);
         let log_level = loaded.server.log_level.clone();
         let generation = current.generation + 1;
         let next = self
@@ -503,5 +505,46 @@ impl pingora::services::background::BackgroundService for DrainOnStop {
         }
         tracing::info!("draining: responses close their connections");
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs every route's due discovery and health checks, for the configuration in force.
+pub struct HealthService {
+    pub live: Arc<Live>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// How often the health service looks for due work.
+const HEALTH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for HealthService {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let mut generation = 0;
+        let mut interval = tokio::time::interval(HEALTH_TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let snapshot = self.live.load();
+            if snapshot.generation != generation {
+                // Routes of the old configuration are gone: so are their series. Kept
+                // balancers publish theirs again at once.
+                self.metrics.upstream_healthy.reset();
+                for route in snapshot.routes.iter() {
+                    route.balancer.publish(&route.name, &self.metrics);
+                }
+                generation = snapshot.generation;
+            }
+            for route in snapshot.routes.iter() {
+                if let Some(work) = route.balancer.claim() {
+                    let balancer = Arc::clone(&route.balancer);
+                    let metrics = Arc::clone(&self.metrics);
+                    tokio::spawn(balancer.run(work, route.name.clone(), metrics));
+                }
+            }
+        }
     }
 }

@@ -179,10 +179,8 @@ pub struct RequestCtx {
     identity: Option<Arc<VerifiedToken>>,
     /// Set when the gateway answered the request itself (an OAuth endpoint).
     local_route: Option<&'static str>,
-    /// Upstream index chosen by round-robin for the first attempt.
-    first_upstream: usize,
-    /// Upstreams that refused or timed out on connect so far.
-    failed_connects: usize,
+    /// Upstream addresses this request already tried (and failed on).
+    tried: Vec<std::net::SocketAddr>,
     /// The normal-form path routes were matched on, when it differs from `uri.path()`.
     matched_path: Option<String>,
     /// The origin-form target the upstream receives, when it differs from the client's.
@@ -244,8 +242,7 @@ impl ProxyHttp for Gateway {
             route: None,
             local_route: None,
             identity: None,
-            first_upstream: 0,
-            failed_connects: 0,
+            tried: Vec::new(),
             matched_path: None,
             upstream_target: None,
             host_from_target: None,
@@ -349,7 +346,6 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        ctx.first_upstream = route.first_upstream();
         ctx.route = Some(route);
         Ok(false)
     }
@@ -365,15 +361,17 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route selected"))?;
-        let upstream = route
-            .upstreams
-            .cycle(ctx.first_upstream + ctx.failed_connects);
-        ctx.upstream = Some(upstream.addr);
-        let mut peer = HttpPeer::new(upstream.addr, upstream.tls.is_some(), upstream.sni.clone());
+        let Some((addr, sni)) = route.balancer.select(&ctx.tried) else {
+            let mut e = Error::new_up(ErrorType::ConnectNoRoute);
+            e.context = Some("no upstream address to try".into());
+            return Err(e);
+        };
+        ctx.upstream = Some(addr);
+        let mut peer = HttpPeer::new(addr, route.tls.is_some(), sni.to_string());
         peer.options.connection_timeout = Some(route.connect_timeout);
         peer.options.read_timeout = Some(route.read_timeout);
         peer.options.write_timeout = Some(route.write_timeout);
-        if let Some(tls) = &upstream.tls {
+        if let Some(tls) = &route.tls {
             peer.options.verify_cert = tls.verify;
             peer.options.verify_hostname = tls.verify;
             peer.options.ca = tls.ca.clone();
@@ -382,8 +380,25 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
-    /// A failed connect is retried on the route's next upstream until each was tried once.
-    /// Nothing was sent yet, so this is safe for any method.
+    /// A connection to the upstream is up: its address's failure count starts over.
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(route), Some(addr)) = (&ctx.route, ctx.upstream) {
+            route.balancer.connected(addr);
+        }
+        Ok(())
+    }
+
+    /// A failed connect counts towards ejecting the address and is retried on another one
+    /// until every address was tried. Nothing was sent yet, so this is safe for any method.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -391,11 +406,50 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        ctx.failed_connects += 1;
-        let upstreams = ctx.route.as_ref().map_or(0, |r| r.upstreams.len());
-        if ctx.failed_connects < upstreams {
-            tracing::warn!(upstream = %peer, error = ?e.etype(), "upstream connect failed; trying the next one");
+        let Some(route) = &ctx.route else {
+            return e;
+        };
+        if let Some(addr) = ctx.upstream {
+            route.balancer.connect_failed(addr);
+            ctx.tried.push(addr);
+        }
+        if ctx.tried.len() < route.balancer.len() {
+            tracing::warn!(upstream = %peer, error = ?e.etype(), "upstream connect failed; trying another one");
             e.set_retry(true);
+        }
+        e
+    }
+
+    /// A failure after the request was (partly) sent: retried on another address when the
+    /// method is idempotent, the route allows it and the request can be sent again whole;
+    /// otherwise Pingora's rule (idempotent requests on a reused connection only).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let resendable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none();
+        if !resendable {
+            e.set_retry(false);
+            return e;
+        }
+        if let Some(addr) = ctx.upstream {
+            ctx.tried.push(addr);
+        }
+        let others_left = ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.retry_idempotent && ctx.tried.len() < r.balancer.len());
+        if others_left {
+            e.set_retry(true);
+        } else {
+            e.retry.decide_reuse(client_reused);
         }
         e
     }

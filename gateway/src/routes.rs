@@ -1,14 +1,13 @@
 //! The route table: which upstream a request goes to, chosen by host, method and the longest
 //! matching path prefix.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
 use pingora::utils::tls::WrappedX509;
 
+use crate::balancer::Balancer;
 use crate::cors::CorsPolicy;
 use crate::normalize::is_standard_method;
 use crate::rate_limit::RateLimit;
@@ -36,41 +35,6 @@ impl std::fmt::Debug for UpstreamTls {
             .field("ca_certificates", &self.ca.as_ref().map_or(0, |c| c.len()))
             .finish()
     }
-}
-
-/// A list with at least one element, by construction: a route always has an upstream to
-/// pick, so request code never checks.
-#[derive(Debug, Clone)]
-pub struct NonEmpty<T>(Vec<T>);
-
-impl<T> NonEmpty<T> {
-    /// `None` for an empty list.
-    pub fn new(items: Vec<T>) -> Option<Self> {
-        (!items.is_empty()).then_some(Self(items))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Never: kept for the `len`/`is_empty` pair.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The element at `index` counted round the list: never out of bounds.
-    pub fn cycle(&self, index: usize) -> &T {
-        &self.0[index % self.0.len()]
-    }
-}
-
-/// One upstream address of a route.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub addr: SocketAddr,
-    pub tls: Option<UpstreamTls>,
-    /// The name sent in SNI (empty without TLS).
-    pub sni: String,
 }
 
 /// Bearer-token requirements of a route, checked in the proxy's request filter.
@@ -126,41 +90,40 @@ pub struct Route {
     pub host: Option<String>,
     /// Methods to match; empty matches any.
     pub methods: Vec<Method>,
-    pub upstreams: NonEmpty<Upstream>,
+    /// Picks the upstream address of each attempt (never empty of configured upstreams;
+    /// their addresses may be unknown until a name first resolves).
+    pub balancer: Arc<Balancer>,
+    /// TLS towards the upstreams.
+    pub tls: Option<UpstreamTls>,
+    /// Retry idempotent requests on another upstream after a failure past the connect.
+    pub retry_idempotent: bool,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub auth: Option<RouteAuth>,
     pub rate_limit: Option<RateLimit>,
     pub cors: Option<CorsPolicy>,
-    /// Round-robin cursor.
-    pub next_upstream: AtomicUsize,
 }
 
 impl Route {
     /// Everything that defines the route, as text (the round-robin cursor left out): two
     /// configurations' routes differ exactly when these differ.
     pub fn describe(&self) -> String {
-        let upstreams: Vec<String> = self
-            .upstreams
-            .0
-            .iter()
-            .map(|u| {
-                let tls = u.tls.as_ref().map(|t| (&t.sni, t.verify, t.ca_pool_key));
-                format!("{} {:?} {:?}", u.addr, u.sni, tls)
-            })
-            .collect();
+        let tls = self.tls.as_ref().map(|t| (&t.sni, t.verify, t.ca_pool_key));
         format!(
-            "{} host={:?} methods={:?} upstreams={upstreams:?} timeouts={:?}/{:?}/{:?} auth={:?} rate_limit={:?}",
+            "{} host={:?} methods={:?} upstreams={:?} tls={tls:?} retry_idempotent={} timeouts={:?}/{:?}/{:?} auth={:?} rate_limit={:?} cors={:?}",
             self.path_prefix,
             self.host,
             self.methods,
+            self.balancer,
+            self.retry_idempotent,
             self.connect_timeout,
             self.read_timeout,
             self.write_timeout,
             self.auth,
             self.rate_limit,
-        ) + &format!(" cors={:?}", self.cors)
+            self.cors,
+        )
     }
 
     fn matches(&self, host: Option<&str>, method: &Method, path: &str) -> bool {
@@ -170,11 +133,6 @@ impl Route {
                 .host
                 .as_deref()
                 .is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
-    }
-
-    /// The index of the upstream to try first for a new request (round-robin).
-    pub fn first_upstream(&self) -> usize {
-        self.next_upstream.fetch_add(1, Ordering::Relaxed) % self.upstreams.len()
     }
 }
 
@@ -217,6 +175,20 @@ impl RouteTable {
         self.routes.len()
     }
 
+    /// Keeps the balancers (and so the health state) of `old` routes that find and judge
+    /// their upstreams the same way: a reload must not forget that an upstream is down.
+    pub fn adopt_balancers(&mut self, old: &RouteTable) {
+        for route in &mut self.routes {
+            let kept = old
+                .routes
+                .iter()
+                .find(|o| o.name == route.name && o.balancer.same_as(&route.balancer));
+            if let (Some(kept), Some(route)) = (kept, Arc::get_mut(route)) {
+                route.balancer = Arc::clone(&kept.balancer);
+            }
+        }
+    }
+
     /// The routes, best match first.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.routes.iter()
@@ -230,6 +202,7 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balancer::{BalancerSettings, Resolver};
 
     fn route(prefix: &str, host: Option<&str>, methods: &[Method]) -> Route {
         Route {
@@ -237,19 +210,26 @@ mod tests {
             path_prefix: prefix.to_string(),
             host: host.map(str::to_string),
             methods: methods.to_vec(),
-            upstreams: NonEmpty::new(vec![Upstream {
-                addr: "127.0.0.1:1".parse().expect("addr"),
-                tls: None,
-                sni: String::new(),
-            }])
-            .expect("one upstream"),
+            balancer: Arc::new(Balancer::new(
+                Vec::new(),
+                Vec::new(),
+                (Resolver::System, None),
+                BalancerSettings {
+                    health_check: None,
+                    eject_after_failures: 0,
+                    ejection: Duration::ZERO,
+                    dns_refresh: Duration::from_secs(1),
+                    tls: false,
+                },
+            )),
+            tls: None,
+            retry_idempotent: true,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(1),
             auth: None,
             rate_limit: None,
             cors: None,
-            next_upstream: AtomicUsize::new(0),
         }
     }
 

@@ -161,6 +161,9 @@ pub struct Server {
     /// The header trusted proxies name the client in: `x-forwarded-for` or `forwarded`
     /// (RFC 7239). Only that one is read. Default: `x-forwarded-for`.
     pub forwarded_header: ForwardedHeader,
+    /// A DNS server (`ip:port`, asked over UDP) that resolves upstream names instead of
+    /// the system's resolver. Default: none (the system resolver).
+    pub dns_resolver: Option<String>,
     /// The access log: `stderr`, `off`, or a file path (reopened on SIGUSR1 and on reload).
     /// Lines follow `log_format`. Default: `stderr`.
     pub access_log: String,
@@ -216,6 +219,7 @@ impl Default for Server {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
             access_log: "stderr".into(),
+            dns_resolver: None,
         }
     }
 }
@@ -313,8 +317,29 @@ pub struct Route {
     /// Match only these methods. Default: any method.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// `host:port` of each upstream, used round-robin. Required, at least one.
-    pub upstreams: Vec<String>,
+    /// Each upstream: `host:port`, or `{address: host:port, weight: 3}`; chosen by
+    /// weighted round-robin among the healthy ones. A name is resolved again every
+    /// `dns_refresh_ms` and each of its addresses is an upstream. Required, at least one.
+    pub upstreams: Vec<UpstreamEntry>,
+    /// Active health checks of the upstreams. Default: none (every address is taken as
+    /// healthy unless ejected).
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Consecutive connect failures that eject an address for `ejection_ms`; 0 never
+    /// ejects. Default: 3.
+    #[serde(default = "default_eject_after")]
+    pub eject_after_failures: u64,
+    /// How long an ejected address gets no requests, ms. Default: 10000.
+    #[serde(default = "default_ejection_ms")]
+    pub ejection_ms: u64,
+    /// How often upstream names are resolved again, ms. Default: 30000.
+    #[serde(default = "default_dns_refresh_ms")]
+    pub dns_refresh_ms: u64,
+    /// Retry an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) on another upstream
+    /// when the first failed after it was sent; a failed connect is always retried.
+    /// Default: true.
+    #[serde(default = "yes")]
+    pub retry_idempotent: bool,
     /// Connect to the upstreams over TLS. Default: none (plain HTTP).
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
@@ -374,6 +399,70 @@ fn default_cors_headers() -> Vec<String> {
 
 fn default_cors_max_age() -> u64 {
     600
+}
+
+/// One `routes[].upstreams` entry.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum UpstreamEntry {
+    Address(String),
+    Weighted(WeightedUpstream),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedUpstream {
+    /// `host:port`. Required.
+    pub address: String,
+    /// Relative share of requests. Default: 1.
+    #[serde(default = "one")]
+    pub weight: u64,
+}
+
+/// `routes[].health_check`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// `GET` this path on each address and expect a 2xx or 3xx status; without it a TCP
+    /// connect is the check. Default: none.
+    #[serde(default)]
+    pub http_path: Option<String>,
+    /// Time between checks, ms. Default: 5000.
+    #[serde(default = "default_check_interval_ms")]
+    pub interval_ms: u64,
+    /// Longest wait for a check's connect (and answer), ms. Default: 1000.
+    #[serde(default = "default_check_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Consecutive successes before an unhealthy address takes traffic again. Default: 1.
+    #[serde(default = "one")]
+    pub healthy_after: u64,
+    /// Consecutive failures before a healthy address stops taking traffic. Default: 2.
+    #[serde(default = "default_unhealthy_after")]
+    pub unhealthy_after: u64,
+}
+
+fn default_eject_after() -> u64 {
+    3
+}
+
+fn default_ejection_ms() -> u64 {
+    10_000
+}
+
+fn default_dns_refresh_ms() -> u64 {
+    30_000
+}
+
+fn default_check_interval_ms() -> u64 {
+    5_000
+}
+
+fn default_check_timeout_ms() -> u64 {
+    1_000
+}
+
+fn default_unhealthy_after() -> u64 {
+    2
 }
 
 fn default_connect_timeout_ms() -> u64 {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use token_module::StoreUrl;
 
 use crate::access_log::Destination;
+use crate::balancer::Resolver;
 use crate::client_address::TrustedProxies;
 use crate::identity::IdentityHeaders;
 use crate::normalize::PathRules;
@@ -71,6 +72,8 @@ pub struct ServerSettings {
     pub trusted_proxies: TrustedProxies,
     /// Where access-log lines go.
     pub access_log: Destination,
+    /// Who resolves upstream names, and the DNS server's address if not the system.
+    pub resolver: (Resolver, Option<SocketAddr>),
 }
 
 /// Bounds on a request's head, checked before anything else looks at it.

@@ -14,12 +14,13 @@ use super::{
     RequestLimits, ServerSettings, StoreSettings, STORE_URL_ENV,
 };
 use crate::access_log::Destination;
+use crate::balancer::{Balancer, BalancerSettings, HealthCheckSettings, Resolver, UpstreamName};
 use crate::client_address::{ForwardedHeader, TrustedProxies};
 use crate::cors::CorsPolicy;
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::rate_limit::{RateKey, RateLimit};
-use crate::routes::{NonEmpty, Route, RouteAuth, RouteTable, Upstream, UpstreamTls};
+use crate::routes::{Route, RouteAuth, RouteTable, UpstreamTls};
 
 /// Parses YAML into `T`. On failure: the dotted path of the key at fault (`routes[0].tls`,
 /// empty when the document itself is broken) and the parser's message with its line and
@@ -119,7 +120,14 @@ impl Validator<'_> {
             .routes
             .into_iter()
             .enumerate()
-            .map(|(i, r)| self.route(&format!("routes[{i}]"), r, &server.path_rules))
+            .map(|(i, r)| {
+                self.route(
+                    &format!("routes[{i}]"),
+                    r,
+                    &server.path_rules,
+                    &server.resolver,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let oauth = f
             .oauth
@@ -226,7 +234,17 @@ impl Validator<'_> {
                 Destination::File(path)
             }
         };
+        let resolver = match &s.dns_resolver {
+            None => (Resolver::System, None),
+            Some(a) => {
+                let server = self.socket_addr("server.dns_resolver", a)?;
+                let resolver =
+                    Resolver::nameserver(server).map_err(|e| self.err("server.dns_resolver", e))?;
+                (resolver, Some(server))
+            }
+        };
         Ok(ServerSettings {
+            resolver,
             access_log,
             threads: s.threads,
             grace_period: Duration::from_secs(s.grace_period_seconds),
@@ -304,7 +322,13 @@ impl Validator<'_> {
         })
     }
 
-    fn route(&self, key: &str, r: file::Route, rules: &PathRules) -> Result<Route, ConfigError> {
+    fn route(
+        &self,
+        key: &str,
+        r: file::Route,
+        rules: &PathRules,
+        resolver: &(Resolver, Option<SocketAddr>),
+    ) -> Result<Route, ConfigError> {
         if !r.path_prefix.starts_with('/') {
             return Err(self.err(format!("{key}.path_prefix"), "must start with `/`"));
         }
@@ -349,18 +373,58 @@ impl Validator<'_> {
                 })
             })
             .transpose()?;
-        let upstreams = r
-            .upstreams
-            .iter()
-            .enumerate()
-            .map(|(i, u)| self.upstream(&format!("{key}.upstreams[{i}]"), u, tls.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let upstreams = NonEmpty::new(upstreams).ok_or_else(|| {
-            self.err(
+        if r.upstreams.is_empty() {
+            return Err(self.err(
                 format!("{key}.upstreams"),
                 "at least one upstream is required",
-            )
-        })?;
+            ));
+        }
+        let mut names = Vec::new();
+        let mut resolved = Vec::new();
+        for (i, entry) in r.upstreams.iter().enumerate() {
+            let entry_key = format!("{key}.upstreams[{i}]");
+            let (address, weight) = match entry {
+                file::UpstreamEntry::Address(a) => (a.as_str(), 1),
+                file::UpstreamEntry::Weighted(w) => (w.address.as_str(), w.weight),
+            };
+            self.in_range(&format!("{entry_key}.weight"), weight, 1, 1000)?;
+            let system = resolver.1.is_none();
+            let (name, addrs) = self.upstream(&entry_key, address, tls.as_ref(), system)?;
+            names.push(UpstreamName {
+                weight: weight as usize,
+                ..name
+            });
+            resolved.push(addrs);
+        }
+        self.in_range(
+            &format!("{key}.eject_after_failures"),
+            r.eject_after_failures,
+            0,
+            1000,
+        )?;
+        self.in_range(&format!("{key}.ejection_ms"), r.ejection_ms, 1, 3_600_000)?;
+        self.in_range(
+            &format!("{key}.dns_refresh_ms"),
+            r.dns_refresh_ms,
+            100,
+            86_400_000,
+        )?;
+        let health_check = r
+            .health_check
+            .map(|h| self.health_check(&format!("{key}.health_check"), h))
+            .transpose()?;
+        let balancer = Balancer::new(
+            names,
+            resolved,
+            resolver.clone(),
+            BalancerSettings {
+                health_check,
+                eject_after_failures: r.eject_after_failures as u32,
+                ejection: Duration::from_millis(r.ejection_ms),
+                dns_refresh: Duration::from_millis(r.dns_refresh_ms),
+                tls: tls.is_some(),
+            },
+        );
         for (field, ms) in [
             ("connect_timeout_ms", r.connect_timeout_ms),
             ("read_timeout_ms", r.read_timeout_ms),
@@ -382,18 +446,19 @@ impl Validator<'_> {
             .map(|c| self.cors(&format!("{key}.cors"), c))
             .transpose()?;
         Ok(Route {
+            balancer: Arc::new(balancer),
+            tls,
+            retry_idempotent: r.retry_idempotent,
             cors,
             rate_limit,
             name,
             path_prefix: r.path_prefix,
             host: r.host.map(|h| normalize_host(&h).into_owned()),
             methods,
-            upstreams,
             connect_timeout: Duration::from_millis(r.connect_timeout_ms),
             read_timeout: Duration::from_millis(r.read_timeout_ms),
             write_timeout: Duration::from_millis(r.write_timeout_ms),
             auth,
-            next_upstream: Default::default(),
         })
     }
 
@@ -511,29 +576,77 @@ impl Validator<'_> {
         })
     }
 
+    /// An upstream's name, port and SNI, and its addresses now (when the system resolver
+    /// resolves names; with a DNS server of its own only addresses are known before the
+    /// first query). With the system resolver a name that does not resolve is an error.
     fn upstream(
         &self,
         key: &str,
         address: &str,
         tls: Option<&UpstreamTls>,
-    ) -> Result<Upstream, ConfigError> {
-        let (host, _) = address
-            .rsplit_once(':')
-            .ok_or_else(|| self.err(key, format!("`{address}` is not host:port")))?;
-        let addr = address
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| self.err(key, format!("`{address}` does not resolve to an address")))?;
+        system_resolver: bool,
+    ) -> Result<(UpstreamName, Vec<SocketAddr>), ConfigError> {
+        let not_host_port = || self.err(key, format!("`{address}` is not host:port"));
+        let (host, port) = address.rsplit_once(':').ok_or_else(not_host_port)?;
+        let port: u16 = port.parse().map_err(|_| not_host_port())?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        if host.is_empty() {
+            return Err(not_host_port());
+        }
+        let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) if system_resolver => {
+                let found: Vec<SocketAddr> = (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
+                    .unwrap_or_default();
+                if found.is_empty() {
+                    return Err(
+                        self.err(key, format!("`{address}` does not resolve to an address"))
+                    );
+                }
+                found
+            }
+            Err(_) => Vec::new(),
+        };
         let sni = tls.map(|t| t.sni.clone().unwrap_or_else(|| host.clone()));
-        Ok(Upstream {
-            addr,
-            tls: tls.cloned(),
-            sni: sni.unwrap_or_default(),
+        Ok((
+            UpstreamName {
+                host,
+                port,
+                weight: 1,
+                sni: sni.unwrap_or_default(),
+            },
+            addrs,
+        ))
+    }
+
+    fn health_check(
+        &self,
+        key: &str,
+        h: file::HealthCheck,
+    ) -> Result<HealthCheckSettings, ConfigError> {
+        self.in_range(&format!("{key}.interval_ms"), h.interval_ms, 100, 3_600_000)?;
+        self.in_range(&format!("{key}.timeout_ms"), h.timeout_ms, 10, 60_000)?;
+        self.in_range(&format!("{key}.healthy_after"), h.healthy_after, 1, 100)?;
+        self.in_range(&format!("{key}.unhealthy_after"), h.unhealthy_after, 1, 100)?;
+        if let Some(path) = &h.http_path {
+            if !path.starts_with('/') || path.parse::<http::Uri>().is_err() {
+                return Err(self.err(
+                    format!("{key}.http_path"),
+                    format!("`{path}` is not an absolute path"),
+                ));
+            }
+        }
+        Ok(HealthCheckSettings {
+            http_path: h.http_path,
+            interval: Duration::from_millis(h.interval_ms),
+            timeout: Duration::from_millis(h.timeout_ms),
+            healthy_after: h.healthy_after as usize,
+            unhealthy_after: h.unhealthy_after as usize,
         })
     }
 
