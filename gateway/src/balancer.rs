@@ -217,6 +217,9 @@ impl std::fmt::Debug for Balancer {
     }
 }
 
+/// Picks the round-robin selection makes before the explicit scan.
+const SELECT_ROUNDS: usize = 16;
+
 /// Polls a future once: the first discovery answers without waiting.
 fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
@@ -288,13 +291,20 @@ impl Balancer {
         let now = Instant::now();
         let address = |b: &Backend| b.addr.as_inet().copied();
         let untried = |b: &Backend| address(b).is_some_and(|a| !tried.contains(&a));
-        let rounds = self.lb.backends().get_backend().len() + 1;
+        let usable = |b: &Backend| untried(b) && address(b).is_some_and(|a| !self.ejected(&a, now));
+        // Round-robin first; its later picks are random, so when they miss, every address
+        // is looked at in turn before falling back to one that is down.
         let chosen = self
             .lb
-            .select_with(b"", rounds, |b, healthy| {
-                healthy && untried(b) && address(b).is_some_and(|a| !self.ejected(&a, now))
-            })
-            .or_else(|| self.lb.select_with(b"", rounds, |b, _| untried(b)))?;
+            .select_with(b"", SELECT_ROUNDS, |b, healthy| healthy && usable(b))
+            .or_else(|| {
+                let all = self.lb.backends().get_backend();
+                let backends = self.lb.backends();
+                all.iter()
+                    .find(|b| backends.ready(b) && usable(b))
+                    .or_else(|| all.iter().find(|b| untried(b)))
+                    .cloned()
+            })?;
         let sni = chosen
             .ext
             .get::<Sni>()
