@@ -70,7 +70,7 @@ enum Command {
         #[arg(long)]
         target: SocketAddr,
         /// client_credentials, password, refresh_token, authorization_code, protected,
-        /// unprotected or upstream (a GET to /v1/open/x, for the upstream itself).
+        /// protected_guarded (with a rate limit and health checks), unprotected or upstream (a GET to /v1/open/x, for the upstream itself).
         #[arg(long)]
         scenario: String,
         #[arg(long, default_value_t = 64)]
@@ -235,11 +235,17 @@ impl Scenario {
                     base64::engine::general_purpose::STANDARD.encode("admin:123456")
                 ),
             },
-            "protected" => {
+            // `protected_guarded`: the same check on a route with a rate limit and active
+            // health checks (conf/bench.yaml), to show what they cost.
+            "protected" | "protected_guarded" => {
                 let reply = conn.token("grant_type=client_credentials").await?;
                 expect(&reply, 200)?;
                 Scenario::Get {
-                    path: "/v1/pets",
+                    path: if name == "protected" {
+                        "/v1/pets"
+                    } else {
+                        "/v1/guarded/x"
+                    },
                     authorization: Some(format!("Bearer {}", json_field(&reply, "access_token")?)),
                 }
             }
@@ -516,10 +522,11 @@ fn report(path: &std::path::Path) -> LoadResult<()> {
         let vs_open = match (name.as_str(), rate) {
             ("protected" | "upstream", None) => paired_ratio(&rows, name, "unprotected")
                 .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
-            ("protected_reloading", None) => paired_ratio(&rows, name, "protected")
-                .map_or(String::new(), |r| {
+            ("protected_reloading" | "protected_guarded", None) => {
+                paired_ratio(&rows, name, "protected").map_or(String::new(), |r| {
                     format!("{:.0} % of protected", 100.0 * r)
-                }),
+                })
+            }
             _ => String::new(),
         };
         let errors: u64 = runs.iter().filter_map(|r| r["errors"].as_u64()).sum();

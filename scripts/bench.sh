@@ -4,7 +4,8 @@
 # drives each scenario with the load generator, and prints a Markdown table. The gateway is
 # pinned to core 0; the load generator, the upstream and Redis (a separate server in any real
 # deployment) to core 1. It takes about 5 minutes with the defaults. The protected route is
-# also measured while the configuration reloads every second (row `protected_reloading`).
+# also measured while the configuration reloads every second (row `protected_reloading`), and
+# on a route with a rate limit and health checks on (row `protected_guarded`).
 #
 #   scripts/bench.sh                    # 64 connections, 4 s per run, 5 rounds
 #   BENCH_SECONDS=10 BENCH_CONNECTIONS=128 scripts/bench.sh
@@ -80,6 +81,7 @@ for round in $(seq 1 "$rounds"); do
   run client_credentials 127.0.0.1:16882
   run refresh_token 127.0.0.1:16882
   run protected 127.0.0.1:16882
+  run protected_guarded 127.0.0.1:16882
   run_reloading
   run unprotected 127.0.0.1:16882
   run upstream 127.0.0.1:18080
