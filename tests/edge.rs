@@ -70,6 +70,10 @@ where
 }
 
 fn tls_connector() -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(tls_connector_config())
+}
+
+fn tls_connector_config() -> Arc<tokio_rustls::rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
@@ -83,7 +87,7 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
     .expect("protocol versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    Arc::new(config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -305,4 +309,36 @@ async fn a_listener_holds_its_connection_cap() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "no connection accepted after the held ones closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed() {
+    let gw = gateway("  keepalive_timeout_ms: 1500\n", "").await;
+    let mut config = (*tls_connector_config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.https)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The connection preface and an empty SETTINGS frame, then nothing: no stream is opened,
+    // as when a HEADERS frame trickles in.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // the server's SETTINGS, its ACK, a GOAWAY
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle HTTP/2 connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(1000));
 }

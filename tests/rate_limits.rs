@@ -172,3 +172,40 @@ async fn a_shared_limit_is_one_budget_for_two_gateways_on_one_redis() {
     // Each instance alone saw only half of the budget: without the store, both would
     // still serve.
 }
+
+#[tokio::test]
+async fn brute_force_counters_count_the_forwarded_address_behind_a_trusted_proxy() {
+    let env = OAuthEnv::start_with_server(
+        Backend::Memory,
+        &[("max_failures: 10", "max_failures: 3")],
+        String::new(),
+        "",
+        "  trusted_proxies: [127.0.0.0/8]\n",
+    );
+    let http = client_from("127.0.0.1");
+    let attempt = |from: &'static str, password: &'static str| {
+        http.post(env.token_url())
+            .header("x-forwarded-for", from)
+            .form(&[
+                ("client_id", EQDKP_ID),
+                ("grant_type", "password"),
+                ("username", "Hillary"),
+                ("password", password),
+            ])
+            .send()
+    };
+    let mut guessing = Vec::new();
+    for _ in 0..4 {
+        guessing.push(
+            attempt("203.0.113.66", "wrong")
+                .await
+                .expect("token")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(guessing.last(), Some(&429), "{guessing:?}");
+    // Hillary, behind the same proxy from another address, signs in.
+    let resp = attempt("198.51.100.7", "12345678").await.expect("token");
+    assert_eq!(resp.status(), 200);
+}
