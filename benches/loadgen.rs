@@ -70,7 +70,8 @@ enum Command {
         #[arg(long)]
         target: SocketAddr,
         /// client_credentials, password, refresh_token, authorization_code, protected,
-        /// protected_guarded (with a rate limit and health checks), unprotected or upstream (a GET to /v1/open/x, for the upstream itself).
+        /// protected_guarded (with a rate limit and health checks), unprotected, bare_pingora
+        /// (the same request as unprotected, for the bare Pingora baseline) or upstream (a GET to /v1/open/x, for the upstream itself).
         #[arg(long)]
         scenario: String,
         #[arg(long, default_value_t = 64)]
@@ -251,7 +252,7 @@ impl Scenario {
             }
             // The same Authorization header as the protected scenario (a token's size), unchecked:
             // the comparison then isolates the cost of checking it.
-            "unprotected" | "upstream" => Scenario::Get {
+            "unprotected" | "upstream" | "bare_pingora" => Scenario::Get {
                 path: "/v1/open/x",
                 authorization: Some(format!("Bearer {}", "x".repeat(UNCHECKED_TOKEN_LEN))),
             },
@@ -473,7 +474,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The bench's table: one row per scenario and load (the median of its runs), token rows
-/// also as a share of the signing rate, proxy rows as a share of the unprotected route.
+/// also as a share of the signing rate, proxy rows as a share of the bare Pingora proxy
+/// measured in the same rounds.
 fn report(path: &std::path::Path) -> LoadResult<()> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let lines: Vec<Value> = text
@@ -505,7 +507,7 @@ fn report(path: &std::path::Path) -> LoadResult<()> {
     let stat = |runs: &[&Value], field: &str| {
         median(runs.iter().filter_map(|r| r[field].as_f64()).collect())
     };
-    println!("| scenario | load | runs | requests/s | p50 ms | p99 ms | errors | vs RS256 signing | vs unprotected |");
+    println!("| scenario | load | runs | requests/s | p50 ms | p99 ms | errors | vs RS256 signing | vs bare Pingora |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((name, rate), runs) in &rows {
         let rps = stat(runs, "rps");
@@ -520,8 +522,10 @@ fn report(path: &std::path::Path) -> LoadResult<()> {
             String::new()
         };
         let vs_open = match (name.as_str(), rate) {
-            ("protected" | "upstream", None) => paired_ratio(&rows, name, "unprotected")
-                .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
+            ("protected" | "unprotected" | "protected_opaque" | "upstream", None) => {
+                paired_ratio(&rows, name, "bare_pingora")
+                    .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r))
+            }
             ("protected_reloading" | "protected_guarded", None) => {
                 paired_ratio(&rows, name, "protected").map_or(String::new(), |r| {
                     format!("{:.0} % of protected", 100.0 * r)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The load bench: builds the release binaries, starts redis-server, the echo upstream and the
 # gateway (conf/bench.yaml) on loopback, measures the raw RS256 signing rate of one thread,
-# drives each scenario with the load generator, and prints a Markdown table. The gateway is
-# pinned to core 0; the load generator, the upstream and Redis (a separate server in any real
-# deployment) to core 1. It takes about 5 minutes with the defaults. The protected route is
+# drives each scenario with the load generator, and prints a Markdown table in which each
+# proxy row is compared with a bare Pingora proxy (benches/bare_pingora.rs) measured in the
+# same rounds. The gateway and the bare proxy are pinned to core 0; the load generator, the
+# upstream and Redis (a separate server in any real deployment) to core 1. It takes about 5 minutes with the defaults. The protected route is
 # also measured while the configuration reloads every second (row `protected_reloading`), and
 # on a route with a rate limit and health checks on (row `protected_guarded`).
 #
@@ -19,9 +20,9 @@ rounds="${BENCH_ROUNDS:-5}"
 connections="${BENCH_CONNECTIONS:-64}"
 scripts/setup.sh --test
 command -v taskset >/dev/null 2>&1 || { apt-get install -y -qq util-linux >/dev/null; }
-cargo build --release -p gateway --bin tollgate --example echo_upstream --example loadgen
+cargo build --release -p gateway --bin tollgate --example echo_upstream --example loadgen --example bare_pingora
 
-for port in 16882 19090 18080 16379; do
+for port in 16882 16883 19090 18080 16379; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "bench: 127.0.0.1:$port is in use; stop what listens there first" >&2
     exit 1
@@ -39,6 +40,10 @@ trap cleanup EXIT
 taskset -c 1 redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --logfile "" >"$out/redis.log" 2>&1 &
 pids+=($!)
 taskset -c 1 target/release/examples/echo_upstream 127.0.0.1:18080 >"$out/upstream.log" 2>&1 &
+pids+=($!)
+# The baseline: a bare Pingora proxy to the same upstream, on the gateway's core (only the
+# one under load uses it).
+taskset -c 0 target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1 >"$out/bare.log" 2>&1 &
 pids+=($!)
 TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgate --config conf/bench.yaml >"$out/gateway.log" 2>&1 &
 gateway=$!
@@ -84,6 +89,7 @@ for round in $(seq 1 "$rounds"); do
   run protected_guarded 127.0.0.1:16882
   run_reloading
   run unprotected 127.0.0.1:16882
+  run bare_pingora 127.0.0.1:16883
   run upstream 127.0.0.1:18080
 done
 

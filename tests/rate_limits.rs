@@ -60,6 +60,9 @@ async fn past_the_quota_the_answer_is_429_with_the_draft_headers() {
         statuses(&one, &gw.url("/v1/pets"), 3, &[]).await,
         [200, 200, 200]
     );
+    // A reload that leaves the limit as it was keeps its counts.
+    let (status, report) = gw.reload().await;
+    assert_eq!(status, 200, "{report}");
     let resp = one.get(gw.url("/v1/pets")).send().await.expect("request");
     assert_eq!(resp.status(), 429);
     let header = |name: &str| {

@@ -39,9 +39,7 @@ use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::connection::{EdgeApp, ListenerCap};
 use crate::error::ServeError;
-use crate::live::{
-    DrainOnStop, HealthService, Live, LogLevelSetter, ReloadOnHangup, ReopenLogsOnUsr1,
-};
+use crate::live::{DrainOnStop, HealthService, Live, LogLevelSetter, OperatorSignals};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
@@ -333,8 +331,8 @@ pub fn serve(
         DrainOnStop(draining),
     ));
     server.add_service(pingora::services::background::background_service(
-        "reload on SIGHUP",
-        ReloadOnHangup(Arc::clone(&live)),
+        "SIGHUP reloads, SIGUSR1 reopens logs",
+        OperatorSignals(Arc::clone(&live)),
     ));
     server.add_service(pingora::services::background::background_service(
         "upstream health",
@@ -342,10 +340,6 @@ pub fn serve(
             live: Arc::clone(&live),
             metrics: Arc::clone(&metrics),
         },
-    ));
-    server.add_service(pingora::services::background::background_service(
-        "reopen logs on SIGUSR1",
-        ReopenLogsOnUsr1(Arc::clone(&live)),
     ));
     if let Some(address) = admin_address {
         let app = AdminApp {

@@ -39,7 +39,7 @@ pub struct Snapshot {
     pub request_limits: RequestLimits,
     pub connection_timeouts: ConnectionTimeouts,
     pub trusted_proxies: TrustedProxies,
-    pub oauth_rate_limit: Option<RateLimit>,
+    pub oauth_rate_limit: Option<Arc<RateLimit>>,
     /// Where shared rate limits count.
     pub store: Arc<dyn Store>,
     pub access_log: AccessLog,
@@ -402,7 +402,12 @@ impl Live {
         .map_err(|e| ReloadError::Load(e.to_string()))??;
         let mut loaded = loaded;
         let current = self.current.load_full();
-        loaded.routes.adopt_balancers(&current.routes);
+        loaded.routes.adopt_state(&current.routes);
+        if let (Some(kept), Some(new)) = (&current.oauth_rate_limit, &loaded.oauth_rate_limit) {
+            if kept.same_as(new) {
+                loaded.oauth_rate_limit = Some(Arc::clone(kept));
+            }
+        }
         let log_level = loaded.server.log_level.clone();
         let generation = current.generation + 1;
         let next = self
@@ -430,19 +435,20 @@ impl Live {
     }
 }
 
-/// Reloads on SIGHUP, as nginx and HAProxy do.
-pub struct ReloadOnHangup(pub Arc<Live>);
+/// The operator's signals, as nginx and HAProxy take them: SIGHUP reloads the
+/// configuration, SIGUSR1 reopens the access-log file (after a rotation moved it away).
+pub struct OperatorSignals(pub Arc<Live>);
 
 #[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for ReloadOnHangup {
+impl pingora::services::background::BackgroundService for OperatorSignals {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP; reload through the admin listener");
-                return;
-            }
+        let (Ok(mut hangups), Ok(mut usr1)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+        ) else {
+            tracing::error!("cannot listen for SIGHUP/SIGUSR1; reload through the admin listener");
+            return;
         };
         loop {
             tokio::select! {
@@ -450,28 +456,6 @@ impl pingora::services::background::BackgroundService for ReloadOnHangup {
                     // The outcome is logged and counted by `reload`.
                     let _ = self.0.reload().await;
                 }
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
-/// Reopens the access-log file on SIGUSR1 (after a rotation moved it away).
-pub struct ReopenLogsOnUsr1(pub Arc<Live>);
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for ReopenLogsOnUsr1 {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut usr1 = match signal(SignalKind::user_defined1()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGUSR1; reload to reopen the access log");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
                 Some(()) = usr1.recv() => match self.0.load().access_log.reopen() {
                     Ok(()) => tracing::info!("access log reopened"),
                     Err(e) => tracing::error!(error = %e, "cannot reopen the access log"),

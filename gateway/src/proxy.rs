@@ -284,7 +284,7 @@ impl ProxyHttp for Gateway {
                 let limit = config
                     .oauth_rate_limit
                     .as_ref()
-                    .map(|l| (l, config.store.as_ref()));
+                    .map(|l| (l.as_ref(), config.store.as_ref()));
                 oauth.serve(session, endpoint, ctx.client, limit).await?;
                 return Ok(true);
             }

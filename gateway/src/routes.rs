@@ -101,7 +101,7 @@ pub struct Route {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub auth: Option<RouteAuth>,
-    pub rate_limit: Option<RateLimit>,
+    pub rate_limit: Option<Arc<RateLimit>>,
     pub cors: Option<CorsPolicy>,
 }
 
@@ -175,16 +175,24 @@ impl RouteTable {
         self.routes.len()
     }
 
-    /// Keeps the balancers (and so the health state) of `old` routes that find and judge
-    /// their upstreams the same way: a reload must not forget that an upstream is down.
-    pub fn adopt_balancers(&mut self, old: &RouteTable) {
+    /// Keeps the state of `old` routes of the same name where it still applies: the
+    /// balancer (so a reload does not forget that an upstream is down) when the upstreams are
+    /// found and judged the same way, the rate limit (and its counts) when it is the same.
+    pub fn adopt_state(&mut self, old: &RouteTable) {
         for route in &mut self.routes {
-            let kept = old
-                .routes
-                .iter()
-                .find(|o| o.name == route.name && o.balancer.same_as(&route.balancer));
-            if let (Some(kept), Some(route)) = (kept, Arc::get_mut(route)) {
-                route.balancer = Arc::clone(&kept.balancer);
+            let Some(before) = old.routes.iter().find(|o| o.name == route.name) else {
+                continue;
+            };
+            let Some(route) = Arc::get_mut(route) else {
+                continue;
+            };
+            if before.balancer.same_as(&route.balancer) {
+                route.balancer = Arc::clone(&before.balancer);
+            }
+            if let (Some(kept), Some(new)) = (&before.rate_limit, &route.rate_limit) {
+                if kept.same_as(new) {
+                    route.rate_limit = Some(Arc::clone(kept));
+                }
             }
         }
     }

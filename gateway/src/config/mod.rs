@@ -135,7 +135,7 @@ pub struct GatewayConfig {
     pub oauth: Option<token_module::OAuthConfig>,
     pub bearer: BearerSettings,
     /// The rate limit of the OAuth endpoints.
-    pub oauth_rate_limit: Option<RateLimit>,
+    pub oauth_rate_limit: Option<std::sync::Arc<RateLimit>>,
 }
 
 /// How protected routes treat bearer tokens.

@@ -151,7 +151,8 @@ impl Validator<'_> {
         let oauth_rate_limit = f
             .oauth_rate_limit
             .map(|l| self.rate_limit("oauth_rate_limit", "oauth".into(), l))
-            .transpose()?;
+            .transpose()?
+            .map(Arc::new);
         Ok(GatewayConfig {
             oauth_rate_limit,
             source: self.file.to_path_buf(),
@@ -440,7 +441,8 @@ impl Validator<'_> {
         let rate_limit = r
             .rate_limit
             .map(|l| self.rate_limit(&format!("{key}.rate_limit"), name.clone(), l))
-            .transpose()?;
+            .transpose()?
+            .map(Arc::new);
         let cors = r
             .cors
             .map(|c| self.cors(&format!("{key}.cors"), c))
