@@ -275,7 +275,12 @@ pub fn serve(
         set_log_level,
     )?);
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let local_labels = crate::oauth::Endpoint::ALL
+        .iter()
+        .map(|e| e.label())
+        .chain(["unmatched"]);
     let gateway = Gateway {
+        local_metrics: local_labels.map(|l| (l, metrics.for_route(l))).collect(),
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
         draining: Arc::clone(&draining),

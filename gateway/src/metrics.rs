@@ -1,7 +1,8 @@
 //! Prometheus metrics the admin listener serves at `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
@@ -38,6 +39,8 @@ pub struct Metrics {
     /// `anonymous`, `missing`, `invalid_request`, `invalid_token`, `insufficient_scope`,
     /// `unavailable`).
     pub bearer_checks: IntCounterVec,
+    /// `bearer_checks` resolved for each of [`BEARER_RESULTS`].
+    bearer_results: Vec<IntCounter>,
     /// Client connections open, by listener.
     pub connections_open: prometheus::IntGaugeVec,
     /// Client connections closed at once because their listener was at its cap.
@@ -179,6 +182,10 @@ impl Metrics {
             store_errors,
             tokens_issued,
             token_failures,
+            bearer_results: BEARER_RESULTS
+                .iter()
+                .map(|r| bearer_checks.with_label_values(&[r]))
+                .collect(),
             bearer_checks,
             hash_verifications,
             auth_throttled,
@@ -188,6 +195,24 @@ impl Metrics {
             config_last_reload,
             mirrors: Mutex::default(),
         })
+    }
+
+    /// Counts a bearer check with `result`, one of [`BEARER_RESULTS`].
+    pub fn bearer_checked(&self, result: &'static str) {
+        match BEARER_RESULTS.iter().position(|r| *r == result) {
+            Some(i) => self.bearer_results[i].inc(),
+            None => self.bearer_checks.with_label_values(&[result]).inc(),
+        }
+    }
+
+    /// The request metrics of `route`, resolved once.
+    pub fn for_route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            requests: self.requests.clone(),
+            by_status: (STATUS_MIN..=STATUS_MAX).map(|_| OnceLock::new()).collect(),
+            latency: self.latency.with_label_values(&[route]),
+        }
     }
 
     /// Makes `counter` follow `source` (read when metrics are rendered).
@@ -216,5 +241,54 @@ impl Metrics {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+/// The results `tollgate_bearer_checks_total` counts.
+pub const BEARER_RESULTS: [&str; 8] = [
+    "valid",
+    "valid_cached",
+    "anonymous",
+    "missing",
+    "invalid_request",
+    "invalid_token",
+    "insufficient_scope",
+    "unavailable",
+];
+
+const STATUS_MIN: u16 = 100;
+const STATUS_MAX: u16 = 599;
+
+/// The request counters and latency histogram of one route, resolved once: counting a
+/// request is an index and an atomic add, not a label lookup (each status's counter is
+/// resolved the first time that status is seen).
+pub struct RouteMetrics {
+    route: String,
+    requests: IntCounterVec,
+    by_status: Box<[OnceLock<IntCounter>]>,
+    latency: prometheus::Histogram,
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RouteMetrics({})", self.route)
+    }
+}
+
+impl RouteMetrics {
+    /// Counts one request answered with `status` (0: none was sent) after `elapsed`.
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        let resolve = || {
+            self.requests
+                .with_label_values(&[&self.route, &status.to_string()])
+        };
+        match status
+            .checked_sub(STATUS_MIN)
+            .and_then(|i| self.by_status.get(usize::from(i)))
+        {
+            Some(slot) => slot.get_or_init(resolve).inc(),
+            None => resolve().inc(),
+        }
+        self.latency.observe(elapsed.as_secs_f64());
     }
 }

@@ -34,6 +34,16 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Token,
+        Endpoint::Authorize,
+        Endpoint::Jwks,
+        Endpoint::Discovery,
+        Endpoint::Revoke,
+        Endpoint::Introspect,
+        Endpoint::Userinfo,
+    ];
+
     /// The route label in metrics.
     pub fn label(self) -> &'static str {
         match self {

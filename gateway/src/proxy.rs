@@ -16,7 +16,7 @@ use crate::connection;
 use crate::cors;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::normalize::{check_method, normalize_host, request_target};
 use crate::rate_limit::{KeyValue, RateKey, RateLimit};
 use crate::request::{client_ip, header, is_tls};
@@ -34,6 +34,9 @@ const PINGORA_KEEPALIVE: Duration = Duration::from_secs(60);
 pub struct Gateway {
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
+    /// Request metrics of what the gateway answers without a route (the OAuth endpoints,
+    /// `unmatched`), resolved once.
+    pub local_metrics: Vec<(&'static str, RouteMetrics)>,
     /// Set when the process was told to stop or hand over to a new binary: every response
     /// then closes its connection, so clients move to the new process before this one drops
     /// its idle connections.
@@ -135,7 +138,7 @@ impl Gateway {
             Err(BearerError::InsufficientScope(_)) => "insufficient_scope",
             Err(_) => "unavailable",
         };
-        self.metrics.bearer_checks.with_label_values(&[label]).inc();
+        self.metrics.bearer_checked(label);
         result.map(|found| found.map(|(token, _)| token))
     }
 
@@ -494,7 +497,10 @@ impl ProxyHttp for Gateway {
             upstream_request.insert_header("x-forwarded-for", forwarded)?;
         }
         let proto = if is_tls(session) { "https" } else { "http" };
-        upstream_request.insert_header("x-forwarded-proto", proto)?;
+        upstream_request.insert_header(
+            http::HeaderName::from_static("x-forwarded-proto"),
+            http::HeaderValue::from_static(proto),
+        )?;
         Ok(())
     }
 
@@ -577,14 +583,17 @@ impl ProxyHttp for Gateway {
                     .map(|s| s.user_id.as_str()),
             });
         }
-        self.metrics
-            .requests
-            .with_label_values(&[route, &status.to_string()])
-            .inc();
-        self.metrics
-            .latency
-            .with_label_values(&[route])
-            .observe(ctx.started.elapsed().as_secs_f64());
+        let elapsed = ctx.started.elapsed();
+        match &ctx.route {
+            Some(r) => r
+                .metrics
+                .get_or_init(|| self.metrics.for_route(&r.name))
+                .observe(status, elapsed),
+            None => match self.local_metrics.iter().find(|(l, _)| *l == route) {
+                Some((_, m)) => m.observe(status, elapsed),
+                None => self.metrics.for_route(route).observe(status, elapsed),
+            },
+        }
     }
 
     /// What Pingora's error logs say about a request: method, path and host. The query string

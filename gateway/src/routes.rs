@@ -9,6 +9,7 @@ use pingora::utils::tls::WrappedX509;
 
 use crate::balancer::Balancer;
 use crate::cors::CorsPolicy;
+use crate::metrics::RouteMetrics;
 use crate::normalize::is_standard_method;
 use crate::rate_limit::RateLimit;
 
@@ -103,6 +104,8 @@ pub struct Route {
     pub auth: Option<RouteAuth>,
     pub rate_limit: Option<Arc<RateLimit>>,
     pub cors: Option<CorsPolicy>,
+    /// Its request metrics, resolved on its first request.
+    pub metrics: std::sync::OnceLock<RouteMetrics>,
 }
 
 impl Route {
@@ -238,6 +241,7 @@ mod tests {
             auth: None,
             rate_limit: None,
             cors: None,
+            metrics: Default::default(),
         }
     }
 

@@ -452,6 +452,7 @@ impl Validator<'_> {
             tls,
             retry_idempotent: r.retry_idempotent,
             cors,
+            metrics: Default::default(),
             rate_limit,
             name,
             path_prefix: r.path_prefix,
