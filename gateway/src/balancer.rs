@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::lb::discovery::ServiceDiscovery;
 use pingora::lb::health_check::{
@@ -32,10 +33,6 @@ pub struct UpstreamName {
     /// The server name for TLS towards it (empty without TLS).
     pub sni: String,
 }
-
-/// What a backend carries besides its address: the SNI of the upstream it came from.
-#[derive(Debug, Clone)]
-struct Sni(Arc<str>);
 
 /// Active health checking of a route's upstreams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,14 +125,18 @@ impl Resolver {
     }
 }
 
+/// The addresses of each upstream (in configuration order), as last resolved.
+type Resolved = Arc<ArcSwap<Vec<Vec<SocketAddr>>>>;
+
 /// Discovery by name: each upstream's current addresses. A name that fails to resolve keeps
 /// its last addresses (a DNS outage must not empty a route).
 struct NameDiscovery {
     upstreams: Vec<UpstreamName>,
     resolver: Resolver,
     /// The last addresses of each upstream; the first discovery returns these (resolved when
-    /// the configuration was loaded) without asking anyone.
-    last: Mutex<Vec<Vec<SocketAddr>>>,
+    /// the configuration was loaded) without asking anyone. Shared with the balancer, which
+    /// finds an address's upstream (its SNI) there.
+    last: Resolved,
     asked: AtomicBool,
 }
 
@@ -144,13 +145,11 @@ impl NameDiscovery {
         let mut set = BTreeSet::new();
         for (upstream, addrs) in self.upstreams.iter().zip(addresses) {
             for addr in addrs {
-                let mut backend = Backend {
+                set.insert(Backend {
                     addr: (*addr).into(),
                     weight: upstream.weight,
                     ext: Default::default(),
-                };
-                backend.ext.insert(Sni(Arc::from(upstream.sni.as_str())));
-                set.insert(backend);
+                });
             }
         }
         set
@@ -169,15 +168,13 @@ impl ServiceDiscovery for NameDiscovery {
                         if let Err(e) = other {
                             tracing::warn!(upstream = %u.host, error = %e, "cannot resolve an upstream; keeping its last addresses");
                         }
-                        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-                        fresh.push(last.get(i).cloned().unwrap_or_default());
+                        fresh.push(self.last.load().get(i).cloned().unwrap_or_default());
                     }
                 }
             }
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+            self.last.store(Arc::new(fresh));
         }
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        Ok((self.backends(&last), HashMap::new()))
+        Ok((self.backends(&self.last.load()), HashMap::new()))
     }
 }
 
@@ -192,6 +189,7 @@ struct Failures {
 pub struct Balancer {
     lb: LoadBalancer<RoundRobin>,
     upstreams: Vec<UpstreamName>,
+    resolved: Resolved,
     settings: BalancerSettings,
     /// The DNS server asked, `None` for the system resolver.
     nameserver: Option<SocketAddr>,
@@ -242,10 +240,11 @@ impl Balancer {
         settings: BalancerSettings,
     ) -> Self {
         let (resolver, nameserver) = resolver;
+        let resolved: Resolved = Arc::new(ArcSwap::from_pointee(resolved));
         let discovery = NameDiscovery {
             upstreams: upstreams.clone(),
             resolver,
-            last: Mutex::new(resolved),
+            last: Arc::clone(&resolved),
             asked: AtomicBool::new(false),
         };
         let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
@@ -260,6 +259,7 @@ impl Balancer {
         Self {
             lb,
             upstreams,
+            resolved,
             settings,
             nameserver,
             failures: Mutex::default(),
@@ -287,7 +287,16 @@ impl Balancer {
     /// The address to try for a request that already tried `tried`, with its SNI: a
     /// healthy, not ejected one if there is any; else (every address down) any untried one,
     /// since refusing all traffic helps nobody; `None` when every address was tried.
-    pub fn select(&self, tried: &[SocketAddr]) -> Option<(SocketAddr, Arc<str>)> {
+    pub fn select(&self, tried: &[SocketAddr]) -> Option<(SocketAddr, &str)> {
+        let resolved = self.resolved.load();
+        // One address (the common route): nothing to choose, and when it is down it is
+        // still the only one to try.
+        if let [only] = resolved.as_slice() {
+            if let [addr] = only.as_slice() {
+                let sni = self.upstreams.first().map_or("", |u| u.sni.as_str());
+                return (!tried.contains(addr)).then_some((*addr, sni));
+            }
+        }
         let now = Instant::now();
         let address = |b: &Backend| b.addr.as_inet().copied();
         let untried = |b: &Backend| address(b).is_some_and(|a| !tried.contains(&a));
@@ -305,11 +314,13 @@ impl Balancer {
                     .or_else(|| all.iter().find(|b| untried(b)))
                     .cloned()
             })?;
-        let sni = chosen
-            .ext
-            .get::<Sni>()
-            .map_or_else(|| Arc::from(""), |s| Arc::clone(&s.0));
-        Some((address(&chosen)?, sni))
+        let addr = address(&chosen)?;
+        let sni = resolved
+            .iter()
+            .zip(&self.upstreams)
+            .find(|(addrs, _)| addrs.contains(&addr))
+            .map_or("", |(_, u)| u.sni.as_str());
+        Some((addr, sni))
     }
 
     /// Whether `other` finds and judges the same upstreams the same way (a reload then

@@ -370,7 +370,7 @@ impl ProxyHttp for Gateway {
             return Err(e);
         };
         ctx.upstream = Some(addr);
-        let mut peer = HttpPeer::new(addr, route.tls.is_some(), sni.to_string());
+        let mut peer = HttpPeer::new(addr, route.tls.is_some(), sni.to_owned());
         peer.options.connection_timeout = Some(route.connect_timeout);
         peer.options.read_timeout = Some(route.read_timeout);
         peer.options.write_timeout = Some(route.write_timeout);
