@@ -159,6 +159,20 @@ async fn protected_routes_count_per_client_and_the_token_endpoint_per_named_clie
     }
     assert_eq!(light_seen, [200, 200, 429]);
     assert_eq!(hillary_token(&env, None).await.status, 200);
+
+    // Invented client_ids are counted by address: a fresh name each time escapes nothing.
+    let mut invented = Vec::new();
+    for i in 0..4 {
+        let id = format!("no-such-client-{i}");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("client_secret", "x"),
+        ];
+        invented.push(token(&env, None, &form).await.status);
+    }
+    assert_eq!(invented[3], 429, "{invented:?}");
+    assert!(invented[..3].iter().all(|s| *s != 429), "{invented:?}");
 }
 
 #[tokio::test]

@@ -311,3 +311,57 @@ async fn a_name_is_resolved_again_and_traffic_follows_its_new_address() {
     }
     let _ = second;
 }
+
+/// An upstream that answers the first request of each connection and drops the connection
+/// when a second one comes on it (as when it closes an idle keep-alive connection just as
+/// the proxy reuses it).
+async fn closes_reused_connections() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                // The first request: read its head (no body), answer, keep the connection.
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"upstream":"fresh"}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+                // The second: dropped unanswered.
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_on_a_dropped_pooled_connection_is_sent_again_to_the_same_address() {
+    let up = closes_reused_connections().await;
+    let gw = Gateway::start(GatewayOptions {
+        routes: format!("  - path_prefix: /v1\n    upstreams: [\"{up}\"]\n"),
+        ..Default::default()
+    });
+    let http = client();
+    for _ in 0..10 {
+        assert_eq!(
+            who_answers(&http, &gw.url("/v1/x")).await.as_deref(),
+            Ok("fresh")
+        );
+    }
+}

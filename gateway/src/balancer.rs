@@ -20,6 +20,7 @@ use pingora::lb::health_check::{
 };
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::utils::tls::WrappedX509;
 
 use crate::metrics::Metrics;
 
@@ -33,6 +34,40 @@ pub struct UpstreamName {
     /// The server name for TLS towards it (empty without TLS).
     pub sni: String,
 }
+
+/// TLS towards a route's upstreams (its health checks included).
+#[derive(Clone)]
+pub struct UpstreamTls {
+    /// SNI and verified name; `None` means the upstream's host.
+    pub sni: Option<String>,
+    /// Verify the certificate chain and name.
+    pub verify: bool,
+    /// CAs trusted for this upstream instead of the system roots.
+    pub ca: Option<Arc<[WrappedX509]>>,
+    /// Identifies the trusted CAs in Pingora's connection-pool key, which does not include
+    /// them: without it a connection verified against one route's CA could be reused for a
+    /// route that trusts other CAs. 0 for the system roots.
+    pub ca_pool_key: u64,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("sni", &self.sni)
+            .field("verify", &self.verify)
+            .field("ca_certificates", &self.ca.as_ref().map_or(0, |c| c.len()))
+            .finish()
+    }
+}
+
+impl PartialEq for UpstreamTls {
+    /// The CAs compare by their fingerprint.
+    fn eq(&self, other: &Self) -> bool {
+        (&self.sni, self.verify, self.ca_pool_key) == (&other.sni, other.verify, other.ca_pool_key)
+    }
+}
+
+impl Eq for UpstreamTls {}
 
 /// Active health checking of a route's upstreams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +91,8 @@ pub struct BalancerSettings {
     pub ejection: Duration,
     /// How often names are resolved again.
     pub dns_refresh: Duration,
-    /// Whether the route's TLS applies to health checks (`None`: plain).
-    pub tls: bool,
+    /// The route's TLS, which HTTP health checks use too (`None`: plain).
+    pub tls: Option<UpstreamTls>,
 }
 
 /// Where names are resolved.
@@ -250,7 +285,7 @@ impl Balancer {
         let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
         if let Some(check) = &settings.health_check {
             let host = upstreams.first().map_or("localhost", |u| u.host.as_str());
-            lb.set_health_check(health_check(check, host, settings.tls));
+            lb.set_health_check(health_check(check, host, settings.tls.as_ref()));
         }
         // The first discovery answers at once with the load-time addresses.
         if let Some(Err(e)) = now_or_never(lb.update()) {
@@ -435,7 +470,7 @@ impl Balancer {
 fn health_check(
     settings: &HealthCheckSettings,
     host: &str,
-    tls: bool,
+    tls: Option<&UpstreamTls>,
 ) -> Box<dyn PingoraHealthCheck + Send + Sync + 'static> {
     match &settings.http_path {
         None => {
@@ -446,7 +481,18 @@ fn health_check(
             check
         }
         Some(path) => {
-            let mut check = HttpHealthCheck::new(host, tls);
+            // One check for every address: the first upstream's host names them (Host, and
+            // SNI unless the route sets its own).
+            let mut check = HttpHealthCheck::new(host, tls.is_some());
+            if let Some(tls) = tls {
+                let options = &mut check.peer_template.options;
+                options.verify_cert = tls.verify;
+                options.verify_hostname = tls.verify;
+                options.ca = tls.ca.clone();
+                if let Some(sni) = &tls.sni {
+                    check.peer_template.sni = sni.clone();
+                }
+            }
             check.consecutive_success = settings.healthy_after;
             check.consecutive_failure = settings.unhealthy_after;
             check.peer_template.options.connection_timeout = Some(settings.timeout);

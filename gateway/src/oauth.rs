@@ -139,11 +139,14 @@ impl OAuthEndpoints {
         if let Some((limit, store)) = rate_limit {
             let named = match limit.key {
                 RateKey::Address => None,
+                // Only a registered client_id is a key: any other name is counted by
+                // address, so inventing client_ids neither escapes the limit nor grows it.
                 RateKey::Client | RateKey::Subject => named_client(
                     header(session, "authorization"),
                     header(session, "content-type"),
                     &body,
-                ),
+                )
+                .filter(|id| self.provider.config().clients.contains_key(id)),
             };
             let value = KeyValue::of(limit.key, client, None, named.as_deref());
             if let Err(refused) = limit.check(value, store).await {

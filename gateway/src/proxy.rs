@@ -265,7 +265,7 @@ impl ProxyHttp for Gateway {
         connection::head_received(session, &timeouts);
         if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
             session.set_keepalive(None);
-        } else if timeouts.keepalive > PINGORA_KEEPALIVE {
+        } else if timeouts.keepalive > PINGORA_KEEPALIVE && session.get_keepalive().is_some() {
             // Pingora bounds each read of an idle connection by its own keep-alive timeout
             // (60 s); a longer configured one must lift it (the stream enforces ours).
             session.set_keepalive(Some(timeouts.keepalive.as_secs() + 1));
@@ -442,16 +442,18 @@ impl ProxyHttp for Gateway {
             e.set_retry(false);
             return e;
         }
-        if let Some(addr) = ctx.upstream {
-            ctx.tried.push(addr);
-        }
         let others_left = ctx
             .route
             .as_ref()
-            .is_some_and(|r| r.retry_idempotent && ctx.tried.len() < r.balancer.len());
+            .is_some_and(|r| r.retry_idempotent && ctx.tried.len() + 1 < r.balancer.len());
         if others_left {
+            // Sent again elsewhere: this address is not tried twice.
+            if let Some(addr) = ctx.upstream {
+                ctx.tried.push(addr);
+            }
             e.set_retry(true);
         } else {
+            // A stale pooled connection: the same address, on a fresh connection.
             e.retry.decide_reuse(client_reused);
         }
         e

@@ -49,6 +49,15 @@ impl<'a> KeyValue<'a> {
         client_id: Option<&'a str>,
     ) -> Self {
         let client = token.map(|t| t.client_id.as_str()).or(client_id);
+        // An IPv6 client holds a whole /64: counting single addresses would give it 2^64
+        // budgets.
+        let address = address.map(|ip| match ip {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+            v4 => v4,
+        });
         match key {
             RateKey::Address => Self::Address(address),
             RateKey::Client => client.map_or(Self::Address(address), Self::Client),
@@ -223,6 +232,20 @@ mod tests {
         // Two windows on, the estimator of the current one was cleared.
         std::thread::sleep(Duration::from_millis(3));
         assert_eq!(windows.hit("a").0, 1);
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("address");
+        let (ka, kb) = (
+            KeyValue::of(RateKey::Address, Some(a), None, None),
+            KeyValue::of(RateKey::Address, Some(b), None, None),
+        );
+        assert_eq!(ka.store_key("p", 1), kb.store_key("p", 1));
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("address");
+        let kc = KeyValue::of(RateKey::Address, Some(other), None, None);
+        assert_ne!(ka.store_key("p", 1), kc.store_key("p", 1));
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use pingora::utils::tls::WrappedX509;
 
 use crate::balancer::Balancer;
 use crate::cors::CorsPolicy;
@@ -13,30 +12,7 @@ use crate::metrics::RouteMetrics;
 use crate::normalize::is_standard_method;
 use crate::rate_limit::RateLimit;
 
-/// TLS towards an upstream.
-#[derive(Clone)]
-pub struct UpstreamTls {
-    /// SNI and verified name; `None` means the upstream's host.
-    pub sni: Option<String>,
-    /// Verify the certificate chain and name.
-    pub verify: bool,
-    /// CAs trusted for this upstream instead of the system roots.
-    pub ca: Option<Arc<[WrappedX509]>>,
-    /// Identifies the trusted CAs in Pingora's connection-pool key, which does not include
-    /// them: without it a connection verified against one route's CA could be reused for a
-    /// route that trusts other CAs. 0 for the system roots.
-    pub ca_pool_key: u64,
-}
-
-impl std::fmt::Debug for UpstreamTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamTls")
-            .field("sni", &self.sni)
-            .field("verify", &self.verify)
-            .field("ca_certificates", &self.ca.as_ref().map_or(0, |c| c.len()))
-            .finish()
-    }
-}
+pub use crate::balancer::UpstreamTls;
 
 /// Bearer-token requirements of a route, checked in the proxy's request filter.
 #[derive(Debug, Clone)]
@@ -230,7 +206,7 @@ mod tests {
                     eject_after_failures: 0,
                     ejection: Duration::ZERO,
                     dns_refresh: Duration::from_secs(1),
-                    tls: false,
+                    tls: None,
                 },
             )),
             tls: None,

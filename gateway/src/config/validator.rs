@@ -423,7 +423,7 @@ impl Validator<'_> {
                 eject_after_failures: r.eject_after_failures as u32,
                 ejection: Duration::from_millis(r.ejection_ms),
                 dns_refresh: Duration::from_millis(r.dns_refresh_ms),
-                tls: tls.is_some(),
+                tls: tls.clone(),
             },
         );
         for (field, ms) in [
