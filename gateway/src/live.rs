@@ -171,32 +171,28 @@ fn summarize(config: &GatewayConfig) -> Summary {
             ),
         );
     }
-    s.settings.insert("bearer", format!("{:?}", config.bearer));
-    s.settings
-        .insert("oauth_rate_limit", format!("{:?}", config.oauth_rate_limit));
-    s.settings
-        .insert("server.log_level", config.server.log_level.clone());
-    s.settings.insert(
-        "server.path_rules",
-        format!("{:?}", config.server.path_rules),
-    );
-    s.settings.insert(
-        "server.request_limits",
-        format!("{:?}", config.server.request_limits),
-    );
-    s.settings.insert(
-        "server.connection_timeouts",
-        format!("{:?}", config.server.connection_timeouts),
-    );
-    s.settings.insert(
-        "server.access_log",
-        format!("{:?}", config.server.access_log),
-    );
-    s.settings.insert(
-        "server.trusted_proxies",
-        format!("{:?}", config.server.trusted_proxies),
-    );
     let server = &config.server;
+    for (key, value) in [
+        ("bearer", format!("{:?}", config.bearer)),
+        ("oauth_rate_limit", format!("{:?}", config.oauth_rate_limit)),
+        ("server.log_level", server.log_level.clone()),
+        ("server.path_rules", format!("{:?}", server.path_rules)),
+        (
+            "server.request_limits",
+            format!("{:?}", server.request_limits),
+        ),
+        (
+            "server.connection_timeouts",
+            format!("{:?}", server.connection_timeouts),
+        ),
+        ("server.access_log", format!("{:?}", server.access_log)),
+        (
+            "server.trusted_proxies",
+            format!("{:?}", server.trusted_proxies),
+        ),
+    ] {
+        s.settings.insert(key, value);
+    }
     for (key, value) in [
         ("listeners", format!("{:?}", config.listeners)),
         ("admin.address", format!("{:?}", config.admin)),
