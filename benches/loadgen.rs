@@ -522,10 +522,16 @@ fn report(path: &std::path::Path) -> LoadResult<()> {
             String::new()
         };
         let vs_open = match (name.as_str(), rate) {
-            ("protected" | "unprotected" | "protected_opaque" | "upstream", None) => {
-                paired_ratio(&rows, name, "bare_pingora")
-                    .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r))
-            }
+            (
+                "protected"
+                | "unprotected"
+                | "protected_opaque"
+                | "upstream"
+                | "client_credentials_es256"
+                | "client_credentials_eddsa",
+                None,
+            ) => paired_ratio(&rows, name, "bare_pingora")
+                .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
             ("protected_reloading" | "protected_guarded", None) => {
                 paired_ratio(&rows, name, "protected").map_or(String::new(), |r| {
                     format!("{:.0} % of protected", 100.0 * r)

@@ -6,7 +6,9 @@
 # same rounds. The gateway and the bare proxy are pinned to core 0; the load generator, the
 # upstream and Redis (a separate server in any real deployment) to core 1. It takes about 5 minutes with the defaults. The protected route is
 # also measured while the configuration reloads every second (row `protected_reloading`), and
-# on a route with a rate limit and health checks on (row `protected_guarded`).
+# on a route with a rate limit and health checks on (row `protected_guarded`). Two more
+# instances of the gateway sign with an ES256 and an EdDSA key (rows
+# `client_credentials_es256`, `client_credentials_eddsa`, compared with bare Pingora too).
 #
 #   scripts/bench.sh                    # 64 connections, 4 s per run, 5 rounds
 #   BENCH_SECONDS=10 BENCH_CONNECTIONS=128 scripts/bench.sh
@@ -22,7 +24,7 @@ scripts/setup.sh --test
 command -v taskset >/dev/null 2>&1 || { apt-get install -y -qq util-linux >/dev/null; }
 cargo build --release -p gateway --bin tollgate --example echo_upstream --example loadgen --example bare_pingora
 
-for port in 16882 16883 19090 18080 16379; do
+for port in 16882 16883 16884 16885 19090 19091 19092 18080 16379; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "bench: 127.0.0.1:$port is in use; stop what listens there first" >&2
     exit 1
@@ -49,11 +51,25 @@ TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgat
 gateway=$!
 pids+=($gateway)
 
-for _ in $(seq 1 100); do
-  curl -fs http://127.0.0.1:19090/readyz >/dev/null 2>&1 && break
-  sleep 0.1
+# The same gateway with an ES256 and with an EdDSA signing key, for the token rows
+# `client_credentials_es256` and `client_credentials_eddsa`.
+for variant in "es256 ES256 16884 19091" "ed25519 EdDSA 16885 19092"; do
+  set -- $variant
+  sed -e "s#127.0.0.1:16882#127.0.0.1:$3#; s#127.0.0.1:19090#127.0.0.1:$4#" \
+      -e "s#algorithm: RS256#algorithm: $2#" \
+      -e "s#private_key: keys/demo-rs256-100.pem#private_key: $PWD/conf/keys/demo-$1.pem#" \
+      conf/bench.yaml >"$out/bench-$1.yaml"
+  TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgate --config "$out/bench-$1.yaml" >"$out/gateway-$1.log" 2>&1 &
+  pids+=($!)
 done
-curl -fs http://127.0.0.1:19090/readyz >/dev/null || { echo "bench: the gateway did not become ready" >&2; cat "$out/gateway.log" >&2; exit 1; }
+
+for admin in 19090 19091 19092; do
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null || { echo "bench: a gateway (admin $admin) did not become ready" >&2; cat "$out"/gateway*.log >&2; exit 1; }
+done
 
 loadgen=target/release/examples/loadgen
 # The signing rate is measured on the gateway's core while it idles, before each round.
@@ -84,6 +100,8 @@ done
 for round in $(seq 1 "$rounds"); do
   taskset -c 0 "$loadgen" sign-rate --key conf/keys/demo-rs256-100.pem --seconds 2 >>"$results"
   run client_credentials 127.0.0.1:16882
+  run client_credentials 127.0.0.1:16884 "" client_credentials_es256
+  run client_credentials 127.0.0.1:16885 "" client_credentials_eddsa
   run refresh_token 127.0.0.1:16882
   run protected 127.0.0.1:16882
   run protected_guarded 127.0.0.1:16882
