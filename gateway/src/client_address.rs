@@ -44,7 +44,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = ip.to_canonical();
         self.networks.iter().any(|net| net.contains(&ip))
     }
 
@@ -56,7 +56,7 @@ impl TrustedProxies {
     /// (`unknown`, an obfuscated name, garbage) stops the walk at the last trusted hop,
     /// since whatever lies beyond it cannot be checked.
     pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = canonical(peer);
+        let peer = peer.to_canonical();
         if self.networks.is_empty() || !self.trusts(peer) {
             return peer;
         }
@@ -87,14 +87,6 @@ impl TrustedProxies {
     }
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The `for=` value of one `Forwarded` element (`for=192.0.2.1;proto=https`).
 fn forwarded_for_parameter(element: &str) -> Option<&str> {
     element.split(';').find_map(|pair| {
@@ -109,15 +101,15 @@ fn forwarded_for_parameter(element: &str) -> Option<&str> {
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
     if let Ok(ip) = hop.parse::<IpAddr>() {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
     }
     if let Some(rest) = hop.strip_prefix('[') {
         let (ip, _) = rest.split_once(']')?;
-        return ip.parse().ok().map(canonical);
+        return ip.parse().ok().map(|ip: IpAddr| ip.to_canonical());
     }
     let (ip, port) = hop.rsplit_once(':')?;
     port.parse::<u16>().ok()?;
-    ip.parse().ok().map(canonical)
+    ip.parse().ok().map(|ip: IpAddr| ip.to_canonical())
 }
 
 #[cfg(test)]

@@ -198,24 +198,20 @@ fn init_logging(settings: &ServerSettings) -> Option<LogLevelSetter> {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
     // `try_init` fails only when a subscriber is already set (e.g. by an embedding program),
     // which is fine to keep; its filter is then not ours to change.
-    if settings.log_json {
-        let builder = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_filter_reloading();
-        let handle = builder.reload_handle();
-        builder.try_init().ok()?;
-        Some(Box::new(move |level| handle.reload(EnvFilter::new(level))))
+    use tracing_subscriber::{fmt, prelude::*, reload};
+    let (filter, handle) = reload::Layer::new(filter);
+    let lines = fmt::layer().with_writer(std::io::stderr);
+    let lines = if settings.log_json {
+        lines.json().boxed()
     } else {
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_filter_reloading();
-        let handle = builder.reload_handle();
-        builder.try_init().ok()?;
-        Some(Box::new(move |level| handle.reload(EnvFilter::new(level))))
-    }
+        lines.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .try_init()
+        .ok()?;
+    Some(Box::new(move |level| handle.reload(EnvFilter::new(level))))
 }
 
 /// How the process starts.

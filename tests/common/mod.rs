@@ -156,16 +156,7 @@ impl Gateway {
         let config = dir.path().join("gateway.yaml");
         write_config(&config, &opts, [http, https, admin], &upgrade_sock);
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--upgrade")
-            .env_remove("TOLLGATE_STORE_URL")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tollgate");
+        let child = spawn_tollgate(&config, log);
         let binds: Vec<String> = [http, https, admin]
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
@@ -235,16 +226,7 @@ impl Gateway {
             .append(true)
             .open(self.dir.path().join("gateway.log"))
             .expect("log file");
-        let new = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("--upgrade")
-            .env_remove("TOLLGATE_STORE_URL")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the new tollgate");
+        let new = spawn_tollgate(&self.config_path(), log);
         let quit = Command::new("kill")
             .args(["-QUIT", &self.child.id().to_string()])
             .status()
@@ -460,6 +442,21 @@ impl Drop for RedisCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts the real binary with `--upgrade` (its listening sockets come through the upgrade
+/// socket), logging to `log`.
+fn spawn_tollgate(config: &Path, log: std::fs::File) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("--config")
+        .arg(config)
+        .arg("--upgrade")
+        .env_remove("TOLLGATE_STORE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start tollgate")
 }
 
 /// Sends `request` as raw bytes on a new connection and returns everything read back

@@ -390,11 +390,9 @@ impl Validator<'_> {
             };
             self.in_range(&format!("{entry_key}.weight"), weight, 1, 1000)?;
             let system = resolver.1.is_none();
-            let (name, addrs) = self.upstream(&entry_key, address, tls.as_ref(), system)?;
-            names.push(UpstreamName {
-                weight: weight as usize,
-                ..name
-            });
+            let (name, addrs) =
+                self.upstream(&entry_key, address, weight as usize, tls.as_ref(), system)?;
+            names.push(name);
             resolved.push(addrs);
         }
         self.in_range(
@@ -586,6 +584,7 @@ impl Validator<'_> {
         &self,
         key: &str,
         address: &str,
+        weight: usize,
         tls: Option<&UpstreamTls>,
         system_resolver: bool,
     ) -> Result<(UpstreamName, Vec<SocketAddr>), ConfigError> {
@@ -620,7 +619,7 @@ impl Validator<'_> {
             UpstreamName {
                 host,
                 port,
-                weight: 1,
+                weight,
                 sni: sni.unwrap_or_default(),
             },
             addrs,
