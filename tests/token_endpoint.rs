@@ -926,17 +926,16 @@ async fn metrics_count_tokens_and_failures_and_logs_hold_no_secrets() {
     )
     .await;
 
-    let metrics = env.gw.metrics().await;
-    for line in [
-        r#"tollgate_oauth_tokens_issued_total{grant="client_credentials"} 1"#,
-        r#"tollgate_oauth_tokens_issued_total{grant="password"} 1"#,
-        r#"tollgate_oauth_tokens_issued_total{grant="authorization_code"} 1"#,
-        r#"tollgate_oauth_token_failures_total{error="invalid_client",grant="client_credentials"} 1"#,
-        r#"tollgate_oauth_token_failures_total{error="invalid_grant",grant="authorization_code"} 1"#,
-        r#"tollgate_http_requests_total{route="oauth-token",status="200"} 3"#,
-    ] {
-        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
-    }
+    env.gw
+        .metrics_containing(&[
+            r#"tollgate_oauth_tokens_issued_total{grant="client_credentials"} 1"#,
+            r#"tollgate_oauth_tokens_issued_total{grant="password"} 1"#,
+            r#"tollgate_oauth_tokens_issued_total{grant="authorization_code"} 1"#,
+            r#"tollgate_oauth_token_failures_total{error="invalid_client",grant="client_credentials"} 1"#,
+            r#"tollgate_oauth_token_failures_total{error="invalid_grant",grant="authorization_code"} 1"#,
+            r#"tollgate_http_requests_total{route="oauth-token",status="200"} 3"#,
+        ])
+        .await;
 
     let log = env.gw.log();
     for secret in [

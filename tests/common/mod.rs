@@ -303,6 +303,24 @@ impl Gateway {
             .expect("metrics text")
     }
 
+    /// The admin listener's Prometheus text once it holds every line of `lines`. Request
+    /// counts and durations are recorded after the last response byte is sent, so a client
+    /// can read its response before they are: poll (bounded) rather than race.
+    pub async fn metrics_containing(&self, lines: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = self.metrics().await;
+            let missing: Vec<&&str> = lines.iter().filter(|l| !metrics.contains(**l)).collect();
+            if missing.is_empty() {
+                return metrics;
+            }
+            if Instant::now() > deadline {
+                panic!("missing {missing:?} in\n{metrics}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Everything the gateway logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
