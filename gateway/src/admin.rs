@@ -13,13 +13,14 @@ use token_module::Store;
 use crate::error::GatewayError;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::store::EvictionWatch;
+use crate::store::{EventsState, EvictionWatch};
 
 pub struct AdminApp {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub eviction: Arc<EvictionWatch>,
     pub live: Arc<Live>,
+    pub events: Arc<arc_swap::ArcSwap<EventsState>>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -46,7 +47,16 @@ impl ServeHttp for AdminApp {
             "/readyz" => match self.store.ping().await {
                 Ok(()) => {
                     self.eviction.check().await;
-                    json(StatusCode::OK, serde_json::json!({"status": "ready"}))
+                    // Without the fleet's revocation events this instance still serves
+                    // correctly, only with revocations made elsewhere seen later.
+                    let body = match **self.events.load() {
+                        EventsState::Disconnected => serde_json::json!({
+                            "status": "degraded",
+                            "revocation_events": "disconnected; revocations made by other instances are seen within oauth.denylist_cache_ms",
+                        }),
+                        _ => serde_json::json!({"status": "ready"}),
+                    };
+                    json(StatusCode::OK, body)
                 }
                 Err(e) => json(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -109,14 +109,25 @@ impl DeadlineStream {
     }
 
     /// Whether `deadline` passed, arming the timer to wake this task when it does.
+    ///
+    /// The deadline moves later with every request on a keep-alive connection; moving the
+    /// timer each time would cost a timer-wheel update per request. Instead a timer set
+    /// for an earlier instant is left alone: when it fires early, the deadline is checked
+    /// and the timer set again. Only a deadline earlier than the timer moves it.
     fn expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
+        if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
         }
-        timer.as_mut().poll(cx).is_ready()
+        while timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return true;
+            }
+            timer.as_mut().reset(deadline);
+        }
+        false
     }
 }
 

@@ -42,7 +42,7 @@ use crate::error::ServeError;
 use crate::live::{DrainOnStop, HealthService, Live, LogLevelSetter, OperatorSignals};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
-use crate::store::{EvictionCheckAtStart, EvictionWatch, MeteredStore};
+use crate::store::{EventsState, EvictionCheckAtStart, EvictionWatch, MeteredStore, StoreEvents};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -342,12 +342,23 @@ pub fn serve(
             metrics: Arc::clone(&metrics),
         },
     ));
+    let events = Arc::new(arc_swap::ArcSwap::from_pointee(EventsState::Disconnected));
+    server.add_service(pingora::services::background::background_service(
+        "store events",
+        StoreEvents {
+            store: Arc::clone(&store),
+            live: Arc::clone(&live),
+            metrics: Arc::clone(&metrics),
+            state: Arc::clone(&events),
+        },
+    ));
     if let Some(address) = admin_address {
         let app = AdminApp {
             store,
             metrics,
             eviction,
             live,
+            events,
         };
         let mut admin = Service::new("tollgate admin".to_string(), app);
         admin.add_tcp(&address.to_string());

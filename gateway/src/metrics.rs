@@ -49,6 +49,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// 1 while an upstream passes its health checks, by route and upstream.
     pub upstream_healthy: prometheus::IntGaugeVec,
+    /// 1 while this instance hears the fleet's revocation events.
+    pub store_events_connected: prometheus::IntGauge,
+    /// Events heard from the store (revocations, by any instance).
+    pub store_events: IntCounter,
 }
 
 impl Metrics {
@@ -171,7 +175,19 @@ impl Metrics {
             &["route", "upstream"],
         )?;
         registry.register(Box::new(upstream_healthy.clone()))?;
+        let store_events_connected = prometheus::IntGauge::new(
+            "tollgate_store_events_connected",
+            "1 while this instance is subscribed to the revocation events of the instances sharing its store.",
+        )?;
+        registry.register(Box::new(store_events_connected.clone()))?;
+        let store_events = IntCounter::new(
+            "tollgate_store_events_total",
+            "Revocation events heard from the store (published by any instance sharing it).",
+        )?;
+        registry.register(Box::new(store_events.clone()))?;
         Ok(Self {
+            store_events_connected,
+            store_events,
             connections_open,
             connections_refused,
             rate_limited,

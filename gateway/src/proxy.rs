@@ -26,6 +26,8 @@ use token_module::bearer::{self, BearerError};
 use token_module::VerifiedToken;
 
 /// Pingora's keep-alive timeout for HTTP/1.1 connections, unless told otherwise.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 const PINGORA_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The gateway's proxy logic; one instance serves every request. What the configuration says
@@ -490,19 +492,16 @@ impl ProxyHttp for Gateway {
         if let Some(ip) = client_ip(session) {
             let forwarded = match upstream_request
                 .headers
-                .get("x-forwarded-for")
+                .get(&X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
             {
                 Some(earlier) => format!("{earlier}, {ip}"),
                 None => ip.to_string(),
             };
-            upstream_request.insert_header("x-forwarded-for", forwarded)?;
+            upstream_request.insert_header(X_FORWARDED_FOR, forwarded)?;
         }
         let proto = if is_tls(session) { "https" } else { "http" };
-        upstream_request.insert_header(
-            http::HeaderName::from_static("x-forwarded-proto"),
-            http::HeaderValue::from_static(proto),
-        )?;
+        upstream_request.insert_header(X_FORWARDED_PROTO, http::HeaderValue::from_static(proto))?;
         Ok(())
     }
 

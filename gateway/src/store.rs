@@ -92,6 +92,106 @@ impl Store for MeteredStore {
     async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
         self.observe("eviction_policy", self.inner.eviction_policy().await)
     }
+
+    async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
+        self.observe("publish", self.inner.publish_event(event).await)
+    }
+
+    async fn subscribe_events(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        self.observe("subscribe", self.inner.subscribe_events().await)
+    }
+}
+
+/// Whether this instance hears the events of the others sharing its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsState {
+    /// Nothing else shares the store (the embedded one): there is nothing to hear.
+    NotShared,
+    /// Subscribed: revocations made anywhere reach this instance's caches at once.
+    Connected,
+    /// Not subscribed (yet, or any more): revocations made elsewhere are seen within the
+    /// reuse window (`oauth.denylist_cache_ms`) only. `/readyz` says `degraded`.
+    Disconnected,
+}
+
+/// Follows the store's events for as long as the process runs: subscribes, hands each event
+/// to the OAuth provider in force, and subscribes again (with a growing pause, at most
+/// [`RESUBSCRIBE_MAX`]) when the subscription is lost. Each new subscription first makes the
+/// provider forget its "not revoked" answers, since events may have been missed meanwhile.
+pub struct StoreEvents {
+    pub store: Arc<dyn Store>,
+    pub live: Arc<crate::live::Live>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub state: Arc<arc_swap::ArcSwap<EventsState>>,
+}
+
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+
+impl StoreEvents {
+    fn set(&self, state: EventsState) {
+        self.metrics
+            .store_events_connected
+            .set(i64::from(state == EventsState::Connected));
+        self.state.store(Arc::new(state));
+    }
+
+    fn provider_forgets(&self) {
+        if let Some(oauth) = &self.live.load().oauth {
+            oauth.provider.events_may_be_lost();
+        }
+    }
+
+    async fn follow(&self) {
+        let mut pause = RESUBSCRIBE_MIN;
+        let mut warned = false;
+        loop {
+            match self.store.subscribe_events().await {
+                Ok(None) => {
+                    self.set(EventsState::NotShared);
+                    return;
+                }
+                Ok(Some(mut events)) => {
+                    self.set(EventsState::Connected);
+                    self.provider_forgets();
+                    if warned {
+                        tracing::info!("subscribed to the store's revocation events again");
+                    }
+                    pause = RESUBSCRIBE_MIN;
+                    while let Some(event) = events.recv().await {
+                        self.metrics.store_events.inc();
+                        if let Some(oauth) = &self.live.load().oauth {
+                            oauth.provider.apply_event(&event);
+                        }
+                    }
+                    self.set(EventsState::Disconnected);
+                    tracing::warn!("lost the store's revocation events; revocations made elsewhere are seen within the reuse window until they are back");
+                    warned = true;
+                }
+                Err(e) => {
+                    self.set(EventsState::Disconnected);
+                    if !warned {
+                        tracing::warn!(error = %e, "cannot subscribe to the store's revocation events; retrying");
+                        warned = true;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RESUBSCRIBE_MAX);
+        }
+    }
+}
+
+#[async_trait]
+impl pingora::services::background::BackgroundService for StoreEvents {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        tokio::select! {
+            _ = self.follow() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 /// Watches the store's eviction policy: at start and on every `/readyz`. A policy that can

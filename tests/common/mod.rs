@@ -281,7 +281,7 @@ impl Gateway {
     }
 
     /// `GET path` on the admin listener.
-    async fn admin_get(&self, path: &str) -> reqwest::Response {
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
         client()
             .get(self.admin_url(path))
             .send()

@@ -71,6 +71,50 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// Encrypts `plaintext` (AES-256-GCM, random nonce) under a key derived from `secret`, a
+/// high-entropy token: only someone who presents `secret` again can read it back (see
+/// [`open`]). base64url of nonce and ciphertext.
+pub fn seal(secret: &str, plaintext: &[u8]) -> Option<String> {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &sealing_key(secret)).ok()?);
+    let nonce = random_bytes::<12>();
+    let mut sealed = plaintext.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::empty(),
+        &mut sealed,
+    )
+    .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Some(B64.encode(out))
+}
+
+/// The plaintext [`seal`] sealed under `secret`; `None` for anything else.
+pub fn open(secret: &str, sealed: &str) -> Option<Vec<u8>> {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+    let bytes = B64.decode(sealed).ok()?;
+    if bytes.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &sealing_key(secret)).ok()?);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut buf = ciphertext.to_vec();
+    let plain = key.open_in_place(nonce, Aad::empty(), &mut buf).ok()?;
+    Some(plain.to_vec())
+}
+
+/// A 256-bit key from a token of at least 256 random bits: one SHA-256 in its own domain.
+fn sealing_key(secret: &str) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"tollgate sealed answer\0");
+    ctx.update(secret.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +137,21 @@ mod tests {
         assert_eq!(
             pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn sealed_answers_open_only_with_their_token() {
+        let sealed = super::seal("token-one", b"the answer").expect("sealed");
+        assert_eq!(
+            super::open("token-one", &sealed).as_deref(),
+            Some(&b"the answer"[..])
+        );
+        assert_eq!(super::open("token-two", &sealed), None);
+        assert_eq!(super::open("token-one", "bm9uc2Vuc2U"), None);
+        assert_ne!(
+            super::seal("token-one", b"the answer").expect("sealed"),
+            sealed
         );
     }
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 mod crypto;
 pub mod error;
+mod events;
 pub mod form;
 pub mod keys;
 mod provider;

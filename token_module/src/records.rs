@@ -91,6 +91,49 @@ pub struct RefreshFamily {
     /// Set when reuse was detected or the family was revoked.
     #[serde(default)]
     pub revoked: bool,
+    /// The answer that retired the previous refresh token, for a client that retries that
+    /// token within its `refresh_retry_grace_seconds` because the answer was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryAnswer>,
+}
+
+/// A rotation's answer, kept for a retry of the refresh token it retired. It is sealed with a
+/// key derived from that retired token (see [`crate::crypto::seal`]): the store never holds
+/// a usable token, and only the holder of the retired token can read the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetryAnswer {
+    /// Digest of the retired refresh token.
+    pub digest: String,
+    /// Unix time until which a retry gets this answer; later, reuse revokes the family.
+    pub until: u64,
+    /// [`RetryTokens`], sealed.
+    pub sealed: String,
+}
+
+/// What a retry is handed again: the tokens of the first answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetryTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub scope: Vec<String>,
+}
+
+impl RetryAnswer {
+    /// Seals `tokens` for a retry of `retired` (the refresh token just used) until `until`.
+    pub fn seal(retired: &str, until: u64, tokens: &RetryTokens) -> Option<Self> {
+        let plain = serde_json::to_vec(tokens).ok()?;
+        Some(Self {
+            digest: crate::crypto::digest_hex(retired),
+            until,
+            sealed: crate::crypto::seal(retired, &plain)?,
+        })
+    }
+
+    /// The tokens, if `retired` is the token this answer was sealed for.
+    pub fn open(&self, retired: &str) -> Option<RetryTokens> {
+        let plain = crate::crypto::open(retired, &self.sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
 }
 
 /// How many earlier access tokens a family remembers. A client that refreshes more often than
@@ -129,6 +172,7 @@ impl RefreshFamily {
             latest: IssuedTokens::default(),
             earlier: Vec::new(),
             revoked: true,
+            retry: None,
         }
     }
 }

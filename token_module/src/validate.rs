@@ -146,6 +146,14 @@ impl NotRevokedCache {
             .unwrap_or_else(|p| p.into_inner())
             .remove(jti);
     }
+
+    /// Forgets every answer (revocations may have been missed).
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }
 
 /// Verified JWTs by digest.
@@ -184,6 +192,14 @@ impl TokenCache {
             .unwrap_or_else(|p| p.into_inner())
             .remove(digest);
     }
+
+    /// Drops the token with this `jti` (a scan: revocations are rare next to lookups).
+    fn remove_jti(&self, jti: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| t.jti != jti);
+    }
 }
 
 /// Validates access tokens against the configuration and the store, with its own caches: the
@@ -201,14 +217,21 @@ impl Validator {
         }
     }
 
-    /// A token was revoked through this instance: no reuse of an earlier "not revoked".
-    pub(crate) fn forget_not_revoked(&self, jti: &str) {
-        self.not_revoked.remove(jti);
-    }
-
     /// A JWT was revoked through this instance: its verification is not reused.
     pub(crate) fn forget_verified(&self, token: &str) {
         self.token_cache.remove(&crypto::digest(token));
+    }
+
+    /// A token was revoked (told by another instance): nothing cached about it is reused.
+    pub(crate) fn forget_revoked(&self, jti: &str) {
+        self.not_revoked.remove(jti);
+        self.token_cache.remove_jti(jti);
+    }
+
+    /// Revocations made elsewhere may have been missed: every "not revoked" answer is asked
+    /// again.
+    pub(crate) fn forget_not_revoked_answers(&self) {
+        self.not_revoked.clear();
     }
 
     /// Validates an access token at time `now`. `fail_open` decides what a store outage means for a JWT's
@@ -227,10 +250,7 @@ impl Validator {
         let (verified, cached) = if token.split('.').count() == 3 {
             self.verify_jwt(config, token, now)?
         } else {
-            (
-                lookup_opaque(store, &crypto::digest_hex(token), now).await?,
-                false,
-            )
+            self.lookup_opaque(store, token, now).await?
         };
         let validated = Validated {
             token: verified,
@@ -261,6 +281,24 @@ impl Validator {
                 Err(Rejection::StoreUnavailable)
             }
         }
+    }
+
+    /// An opaque token's record, from the verified-token cache when it was looked up
+    /// before. A cached record is as safe as a cached JWT: revoking an opaque token also
+    /// denylists its `jti`, which [`Self::validate`] checks either way.
+    async fn lookup_opaque(
+        &self,
+        store: &dyn Store,
+        token: &str,
+        now: u64,
+    ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
+        let digest = crypto::digest(token);
+        if let Some(hit) = self.token_cache.get(&digest, now) {
+            return Ok((hit, true));
+        }
+        let verified = lookup_opaque(store, &hex::encode(digest), now).await?;
+        self.token_cache.insert(digest, Arc::clone(&verified), now);
+        Ok((verified, false))
     }
 
     /// Signature, algorithm, `kid`, time and claims of a JWT access token.

@@ -214,6 +214,11 @@ pub struct Client {
     /// revoke and userinfo endpoints for this client (CORS). Default: none.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Seconds during which a repeat of a refresh token already used gets the same answer
+    /// as its first use (a client whose answer was lost retries), instead of revoking the
+    /// family as a reuse. Default: 0 (every reuse revokes). At most 300.
+    #[serde(default)]
+    pub refresh_retry_grace_seconds: u64,
 }
 
 fn default_token_format() -> String {

@@ -111,6 +111,8 @@ pub struct Client {
     /// Browser origins allowed to call the token, revoke and userinfo endpoints (CORS),
     /// in the serialized form browsers send.
     pub allowed_origins: Vec<String>,
+    /// How long a retried refresh token gets its first answer again (zero: never).
+    pub refresh_retry_grace: Duration,
 }
 
 impl Client {

@@ -381,7 +381,14 @@ fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, Co
         1,
         7 * 86_400,
     )?;
+    check_range(
+        &format!("{key}.refresh_retry_grace_seconds"),
+        c.refresh_retry_grace_seconds,
+        0,
+        300,
+    )?;
     Ok(Client {
+        refresh_retry_grace: Duration::from_secs(c.refresh_retry_grace_seconds),
         issuer: c.issuer.unwrap_or_else(|| default_issuer.to_string()),
         audience: c.audience.unwrap_or_else(|| c.client_id.clone()),
         client_id: c.client_id,

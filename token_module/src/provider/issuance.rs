@@ -205,6 +205,7 @@ impl OAuthProvider {
             latest: latest.clone(),
             earlier: Vec::new(),
             revoked: false,
+            retry: None,
         };
         let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
         if !self

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{log_id, OAuthProvider};
 use crate::error::OAuthError;
+use crate::events::Event;
 use crate::records::{store_key, IssuedTokens, RefreshFamily};
 
 impl OAuthProvider {
@@ -17,10 +18,15 @@ impl OAuthProvider {
         }
         Ok(())
     }
+    /// Denylists an access token until it expires (an opaque one is also deleted), then
+    /// tells the other instances sharing the store, so that none of them reuses what it
+    /// cached about the token. That news is best effort: one that is lost only leaves an
+    /// instance relying on its reuse window (`denylist_cache`), as before events existed.
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
-        self.validator.forget_not_revoked(&issued.access_jti);
+        self.validator.forget_revoked(&issued.access_jti);
         let remaining = issued.access_exp.saturating_sub(self.now());
-        if remaining > 0 && !issued.access_jti.is_empty() {
+        let denied = remaining > 0 && !issued.access_jti.is_empty();
+        if denied {
             self.store
                 .put(
                     &store_key::denied_jti(&issued.access_jti),
@@ -32,7 +38,27 @@ impl OAuthProvider {
         if let Some(key) = &issued.access_key {
             self.store.delete(key).await?;
         }
+        if denied {
+            let event = Event::Revoked(&issued.access_jti).encode();
+            if let Err(e) = self.store.publish_event(&event).await {
+                tracing::warn!(error = %e, "could not tell the other instances of a revocation; they see it within their reuse window");
+            }
+        }
         Ok(())
+    }
+
+    /// Applies an event another instance (or this one) published through the store.
+    pub fn apply_event(&self, event: &str) {
+        match Event::parse(event) {
+            Some(Event::Revoked(jti)) => self.validator.forget_revoked(jti),
+            None => tracing::debug!("unknown store event ignored"),
+        }
+    }
+
+    /// Events may have been missed (the subscription was lost, or is just starting): every
+    /// cached "not revoked" answer is asked again.
+    pub fn events_may_be_lost(&self) {
+        self.validator.forget_not_revoked_answers();
     }
     /// Marks a family revoked (writing a tombstone if it does not exist yet) and revokes its
     /// latest access token, atomically with respect to a rotation: the tombstone replaces

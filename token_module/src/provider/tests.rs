@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::{AuthorizeRequest, OAuthProvider, TokenRequest};
 use crate::clock::ManualClock;
 use crate::config::OAuthConfig;
 use crate::crypto;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, StoreError};
 use crate::validate::Rejection;
 
 const LIGHT_BASIC: &str = "Basic f7d42348-c647-4efb-a52d-4c5787421e72:f6h1FTI8Q3-7UScPZDzfXA";
@@ -43,10 +44,17 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_configured(|_| {})
+}
+
+/// The demo configuration changed by `edit`.
+fn env_configured(edit: impl FnOnce(&mut OAuthConfig)) -> Env {
     let clock = Arc::new(ManualClock::new(START));
     let store = Arc::new(MemoryStore::new("test:"));
+    let mut config = demo_config();
+    edit(&mut config);
     let provider =
-        OAuthProvider::with_clock(demo_config(), store, Arc::clone(&clock) as _).expect("provider");
+        OAuthProvider::with_clock(config, store, Arc::clone(&clock) as _).expect("provider");
     Env { provider, clock }
 }
 
@@ -348,6 +356,175 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         Err(Rejection::Invalid("the token was revoked")),
         "every access token of the family"
     );
+}
+
+#[tokio::test]
+async fn a_refresh_retried_within_its_grace_gets_the_first_answer_again() {
+    let env = env_configured(|c| {
+        if let Some(light) = c.clients.get_mut(LIGHT_ID) {
+            light.refresh_retry_grace = Duration::from_secs(30);
+        }
+    });
+    let refresh = |rt: String, scope: Option<&'static str>| {
+        let env = &env;
+        async move {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+            ];
+            form.extend(scope.map(|s| ("scope", s)));
+            env.token(Some(LIGHT_BASIC), &form).await
+        }
+    };
+    let rt0 = env.admin_password().await.str("refresh_token").to_string();
+    let first = refresh(rt0.clone(), None).await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    // The answer was lost; the client sends the same request again, twice.
+    env.clock.advance(29);
+    for _ in 0..2 {
+        let again = refresh(rt0.clone(), None).await;
+        assert_eq!(again.status, 200, "{}", again.json);
+        for field in ["access_token", "refresh_token", "scope"] {
+            assert_eq!(again.str(field), first.str(field), "{field}");
+        }
+    }
+    // A retry asking for more (or other) scope is refused, and revokes nothing.
+    let wider = refresh(rt0.clone(), Some("petstore.r petstore.w admin")).await;
+    assert_eq!((wider.status, wider.str("error")), (400, "invalid_scope"));
+    let narrower = refresh(rt0.clone(), Some("petstore.r")).await;
+    assert_eq!(
+        (narrower.status, narrower.str("error")),
+        (400, "invalid_scope")
+    );
+    assert_eq!(env.valid(first.str("access_token")).await, Ok(()));
+
+    // The new token rotates as usual; its successor's retry window is its own.
+    let rt1 = first.str("refresh_token").to_string();
+    let second = refresh(rt1.clone(), None).await;
+    assert_eq!(second.status, 200, "{}", second.json);
+    // The first token is two rotations old now: that is a reuse, and the family goes.
+    let stale = refresh(rt0.clone(), None).await;
+    assert_eq!((stale.status, stale.str("error")), (400, "invalid_grant"));
+    assert_eq!(
+        refresh(second.str("refresh_token").to_string(), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        env.valid(second.str("access_token")).await,
+        Err(Rejection::Invalid("the token was revoked"))
+    );
+}
+
+#[tokio::test]
+async fn past_its_grace_a_retried_refresh_is_a_reuse() {
+    let env = env_configured(|c| {
+        if let Some(light) = c.clients.get_mut(LIGHT_ID) {
+            light.refresh_retry_grace = Duration::from_secs(30);
+        }
+    });
+    let refresh = |rt: String| {
+        let env = &env;
+        async move {
+            env.token(
+                Some(LIGHT_BASIC),
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            )
+            .await
+        }
+    };
+    let rt0 = env.admin_password().await.str("refresh_token").to_string();
+    let first = refresh(rt0.clone()).await;
+    assert_eq!(first.status, 200);
+    env.clock.advance(31);
+    assert_eq!(refresh(rt0).await.status, 400, "past the grace");
+    assert_eq!(
+        refresh(first.str("refresh_token").to_string()).await.status,
+        400,
+        "the family was revoked"
+    );
+}
+
+/// A memory store whose refresh-family swaps wait until two are under way: two refreshes
+/// that run at once then both read the family before either swaps, every time.
+struct RacingSwaps {
+    inner: MemoryStore,
+    gate: tokio::sync::Barrier,
+}
+
+#[async_trait::async_trait]
+impl crate::store::Store for RacingSwaps {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put(key, value, ttl).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_if_absent(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.take(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        if key.starts_with("rtf:") {
+            // A lone swap (a revocation) goes on after a while.
+            let _ = tokio::time::timeout(Duration::from_millis(500), self.gate.wait()).await;
+        }
+        self.inner.compare_and_swap(key, expected, new, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.inner.incr(key, ttl).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn two_sends_of_one_refresh_at_once_get_one_answer_within_the_grace() {
+    let clock = Arc::new(ManualClock::new(START));
+    let store = Arc::new(RacingSwaps {
+        inner: MemoryStore::new(""),
+        gate: tokio::sync::Barrier::new(2),
+    });
+    let mut config = demo_config();
+    if let Some(light) = config.clients.get_mut(LIGHT_ID) {
+        light.refresh_retry_grace = Duration::from_secs(30);
+    }
+    let provider =
+        OAuthProvider::with_clock(config, store, Arc::clone(&clock) as _).expect("provider");
+    let env = Env { provider, clock };
+    for _ in 0..5 {
+        let rt0 = env.admin_password().await.str("refresh_token").to_string();
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt0.as_str()),
+        ];
+        let (a, b) = tokio::join!(
+            env.token(Some(LIGHT_BASIC), &form),
+            env.token(Some(LIGHT_BASIC), &form)
+        );
+        assert_eq!((a.status, b.status), (200, 200), "{} {}", a.json, b.json);
+        assert_eq!(a.str("refresh_token"), b.str("refresh_token"));
+        assert_eq!(a.str("access_token"), b.str("access_token"));
+        assert_eq!(env.valid(a.str("access_token")).await, Ok(()));
+    }
 }
 
 #[tokio::test]

@@ -78,6 +78,23 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the backend answers; `/readyz` reports this.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Sends `event` to every process subscribed to this store's events (see
+    /// [`Store::subscribe_events`]), this one included. Best effort: an event can be lost,
+    /// so an event only ever speeds up what the stored state already says. Default: nothing
+    /// to send to (no other process shares the store).
+    async fn publish_event(&self, _event: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Subscribes to the events processes publish on this store: the receiver yields each
+    /// one and closes when the subscription is lost (subscribe again to resume; events sent
+    /// in between are missed). `None`: no other process can share this store.
+    async fn subscribe_events(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
+    }
+
     /// The backend's eviction policy (Redis `maxmemory-policy`), when it has one and tells
     /// it. Codes, refresh families and revocations are state, not cache: a policy other than
     /// `noeviction` can silently drop them. Default: `None` (nothing is ever evicted).

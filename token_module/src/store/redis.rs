@@ -70,9 +70,22 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Events are Redis pub/sub messages on this channel (after the key prefix). Pub/sub rather
+/// than a stream: an event only invalidates a cache whose state is kept in keys anyway, so
+/// nothing needs replaying, storing or trimming, and a subscriber that was away simply
+/// forgets what it cached (see `subscribe_events`). On Redis Cluster a `PUBLISH` reaches
+/// the subscribers of every node, so one subscription to any node hears the whole fleet.
+const EVENTS_CHANNEL: &str = "events";
+
+/// How many received events may wait for the subscriber before the subscription is dropped
+/// (the subscriber then resubscribes and forgets its cache: nothing is missed silently).
+const EVENT_BACKLOG: usize = 4096;
+
 /// Redis-backed [`Store`].
 pub struct RedisStore {
     client: Client,
+    /// Where a subscription connects: the server, or each cluster seed node in turn.
+    event_nodes: Vec<String>,
     /// Made on first use, inside the runtime that serves requests; a cluster connection that
     /// could not be made is tried again on the next call.
     conn: OnceCell<Conn>,
@@ -86,6 +99,11 @@ impl RedisStore {
     /// A store for `url` (which must be a Redis or Cluster URL). No connection is made yet.
     pub fn new(url: &StoreUrl, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let config_err = |e: redis::RedisError| StoreError::Config(e.to_string());
+        let event_nodes = match url {
+            StoreUrl::Redis(u) => vec![u.clone()],
+            StoreUrl::Cluster(nodes) => nodes.clone(),
+            StoreUrl::Memory => Vec::new(),
+        };
         let client = match url {
             StoreUrl::Redis(u) => {
                 Client::Single(redis::Client::open(u.as_str()).map_err(config_err)?)
@@ -104,6 +122,7 @@ impl RedisStore {
         };
         Ok(Self {
             client,
+            event_nodes,
             conn: OnceCell::new(),
             prefix: prefix.to_string(),
             timeout,
@@ -291,6 +310,61 @@ impl Store for RedisStore {
             })
             .await?;
         Ok(reply.and_then(|value| policy_from_reply(&value)))
+    }
+
+    async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.key(EVENTS_CHANNEL)).arg(event);
+        self.query::<u64>(cmd).await.map(|_| ())
+    }
+
+    /// A pub/sub connection of its own (to the server, or to the first cluster node that
+    /// answers), forwarded into a channel by a task that ends with the connection.
+    async fn subscribe_events(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        let channel = self.key(EVENTS_CHANNEL);
+        let mut last_error = StoreError::Unavailable("no node to subscribe to".into());
+        for node in &self.event_nodes {
+            let subscribe = async {
+                let client = redis::Client::open(node.as_str())?;
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = match tokio::time::timeout(self.timeout, subscribe).await {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(e)) => {
+                    last_error = unavailable(e);
+                    continue;
+                }
+                Err(_) => {
+                    last_error = StoreError::Timeout(self.timeout);
+                    continue;
+                }
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(EVENT_BACKLOG);
+            tokio::spawn(async move {
+                use futures_util::StreamExt;
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        _ = tx.closed() => break,
+                        message = messages.next() => message,
+                    };
+                    // `None`: the connection is gone; dropping `tx` tells the subscriber.
+                    let Some(message) = message else { break };
+                    let Ok(event) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    if tx.try_send(event).is_err() {
+                        break; // the subscriber is too far behind: it resubscribes
+                    }
+                }
+            });
+            return Ok(Some(rx));
+        }
+        Err(last_error)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

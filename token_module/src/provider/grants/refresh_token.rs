@@ -1,5 +1,7 @@
 //! RFC 6749 6 with rotation: each refresh token works once; presenting a retired one revokes
-//! its whole family (RFC 6819 5.2.2.3).
+//! its whole family (RFC 6819 5.2.2.3) — unless the client allows a retry grace and the
+//! retired token is presented again within it, as a client whose answer was lost does: the
+//! retry gets the first answer again, so nothing is issued twice.
 
 use std::time::Duration;
 
@@ -9,11 +11,12 @@ use crate::error::OAuthError;
 use crate::form::Params;
 use crate::provider::issuance::Issued;
 use crate::provider::{log_id, OAuthProvider};
-use crate::records::{store_key, RefreshFamily};
+use crate::records::{store_key, RefreshFamily, RetryAnswer, RetryTokens};
 
 impl OAuthProvider {
-    /// RFC 6749 6 with rotation: each refresh token works once; presenting a retired one
-    /// revokes its whole family (RFC 6819 5.2.2.3).
+    /// Rotates the family of the presented refresh token. The new record (new current token,
+    /// new latest access token and, with a retry grace, the sealed answer for a retry) replaces
+    /// the one read in one compare-and-swap: of two uses of one token exactly one rotates.
     pub(in crate::provider) async fn refresh_token(
         &self,
         client: &Client,
@@ -36,6 +39,9 @@ impl OAuthProvider {
             ));
         }
         if !ct_eq(family.current.as_bytes(), digest.as_bytes()) {
+            if let Some(first) = self.retried_refresh(client, params, &family, token, &digest)? {
+                return Ok(first);
+            }
             tracing::warn!(client_id = %client.client_id, family = %log_id(&family_id), "retired refresh token reused; revoking the family");
             self.revoke_family(&family_id).await?;
             return Err(invalid());
@@ -54,6 +60,17 @@ impl OAuthProvider {
         issued.family_id = Some(family_id.clone());
         let mut rotated = family.clone();
         rotated.current = new_digest.clone();
+        rotated.retry = if client.refresh_retry_grace.is_zero() {
+            None
+        } else {
+            let tokens = RetryTokens {
+                access_token: access_token.clone(),
+                refresh_token: new_token.clone(),
+                scope: scope.clone(),
+            };
+            let until = self.now() + client.refresh_retry_grace.as_secs();
+            Some(RetryAnswer::seal(token, until, &tokens).ok_or(OAuthError::ServerError)?)
+        };
         for superseded in rotated.rotate_access(issued.clone(), self.now()) {
             self.deny_access_token(&superseded).await?;
         }
@@ -64,9 +81,23 @@ impl OAuthProvider {
             .await?
         {
             // Another request rotated (or revoked) the family between our read and swap: this
-            // token was used twice.
-            tracing::warn!(client_id = %client.client_id, family = %log_id(&family_id), "refresh token used concurrently; revoking the family");
+            // token was used twice. What this request issued is never handed out.
             self.deny_access_token(&issued).await?;
+            // Two sends of one request (a client retrying at once) race like this too: the
+            // loser gets the winner's answer when the grace allows it.
+            let now_family = self
+                .store
+                .get(&family_key)
+                .await?
+                .and_then(|raw| serde_json::from_slice::<RefreshFamily>(&raw).ok());
+            if let Some(now_family) = now_family.filter(|f| !f.revoked) {
+                if let Some(first) =
+                    self.retried_refresh(client, params, &now_family, token, &digest)?
+                {
+                    return Ok(first);
+                }
+            }
+            tracing::warn!(client_id = %client.client_id, family = %log_id(&family_id), "refresh token used concurrently; revoking the family");
             self.revoke_family(&family_id).await?;
             return Err(invalid());
         }
@@ -79,5 +110,47 @@ impl OAuthProvider {
             auth_time: family.auth_time,
             nonce: None,
         })
+    }
+
+    /// The first answer again, when `token` (digest `digest`) is the refresh token the family's
+    /// last rotation retired, the client allows retries and the grace has not passed. The
+    /// scope is checked first: a retry may not ask for more than the family holds, nor for
+    /// other than what the first answer got. `None`: this is a reuse.
+    fn retried_refresh(
+        &self,
+        client: &Client,
+        params: &Params,
+        family: &RefreshFamily,
+        token: &str,
+        digest: &str,
+    ) -> Result<Option<Issued>, OAuthError> {
+        let Some(retry) = &family.retry else {
+            return Ok(None);
+        };
+        if client.refresh_retry_grace.is_zero()
+            || !ct_eq(retry.digest.as_bytes(), digest.as_bytes())
+            || retry.until < self.now()
+        {
+            return Ok(None);
+        }
+        let Some(first) = retry.open(token) else {
+            return Ok(None);
+        };
+        let scope = self.resolve_scope(client, params.get("scope"), Some(&family.scope))?;
+        if scope != first.scope {
+            return Err(OAuthError::InvalidScope(
+                "a retried refresh must ask for the scope its first use asked for".into(),
+            ));
+        }
+        tracing::info!(client_id = %client.client_id, "refresh token retried within its grace; the first answer is sent again");
+        Ok(Some(Issued {
+            access_token: first.access_token,
+            refresh_token: Some(first.refresh_token),
+            scope,
+            record: family.latest.clone(),
+            subject: family.subject.clone(),
+            auth_time: family.auth_time,
+            nonce: None,
+        }))
     }
 }
