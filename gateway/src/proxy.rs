@@ -165,6 +165,15 @@ impl Gateway {
             .validate_access_token(&token, config.bearer.denylist_fail_open)
             .await
             .map_err(BearerError::from)?;
+        // A token requested for one route audience (RFC 8707 `resource`) is for that
+        // audience's routes only.
+        if let Some(resource) = &validated.token.resource {
+            if auth.audience.as_ref() != Some(resource) {
+                return Err(BearerError::InvalidToken(
+                    "the token was issued for another audience",
+                ));
+            }
+        }
         // The method was checked to have scopes before the token was looked at.
         let needed = auth.scopes_for(&req.method).unwrap_or_default();
         if needed.iter().any(|s| !validated.token.has_scope(s)) {
@@ -481,12 +490,23 @@ impl ProxyHttp for Gateway {
         if let Some(token) = &ctx.identity {
             identity.add(upstream_request, token)?;
         }
-        let forward_authorization = ctx
-            .route
-            .as_ref()
-            .and_then(|r| r.auth.as_ref())
-            .is_none_or(|a| a.forward_authorization);
-        if !forward_authorization {
+        let auth = ctx.route.as_ref().and_then(|r| r.auth.as_ref());
+        if let Some((auth, ttl)) = auth.and_then(|a| a.upstream_jwt_ttl.map(|ttl| (a, ttl))) {
+            // A phantom token: the upstream gets a JWT standing for the client's token.
+            upstream_request.remove_header(&http::header::AUTHORIZATION);
+            if let (Some(token), Some(audience), Some(oauth)) =
+                (&ctx.identity, &auth.audience, &ctx.config.oauth)
+            {
+                let jwt = oauth
+                    .provider
+                    .upstream_token(token, audience, ttl)
+                    .map_err(|_| {
+                        Error::explain(ErrorType::InternalError, "cannot sign an upstream token")
+                    })?;
+                upstream_request
+                    .insert_header(http::header::AUTHORIZATION, format!("Bearer {jwt}"))?;
+            }
+        } else if auth.is_some_and(|a| !a.forward_authorization) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
         if let Some(ip) = client_ip(session) {

@@ -26,6 +26,11 @@ pub struct RouteAuth {
     pub other_methods_scopes: Option<Vec<String>>,
     /// Pass the client's `Authorization` header upstream.
     pub forward_authorization: bool,
+    /// The route's audience (`resource` tokens for it are accepted here only).
+    pub audience: Option<String>,
+    /// With `upstream_token: jwt`: the lifetime of the JWT the upstream gets instead of the
+    /// client's token (for `audience`).
+    pub upstream_jwt_ttl: Option<std::time::Duration>,
 }
 
 impl RouteAuth {
@@ -268,6 +273,8 @@ mod tests {
                 .collect(),
             other_methods_scopes: other.map(|s| vec![s.to_string()]),
             forward_authorization: true,
+            audience: None,
+            upstream_jwt_ttl: None,
         }
     }
 

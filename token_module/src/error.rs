@@ -50,6 +50,8 @@ pub enum OAuthError {
     /// "The requested scope is invalid, unknown, malformed, or exceeds the scope granted by
     /// the resource owner."
     InvalidScope(String),
+    /// RFC 8707 2: the `resource` is not one this server issues tokens for.
+    InvalidTarget(String),
     /// Not in RFC 6749: too many failed authentications for this client, user or address
     /// (the brute-force protection RFC 6749 10.10 requires). 429 with `Retry-After`.
     TooManyAttempts { retry_after_secs: u64 },
@@ -75,6 +77,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::TooManyAttempts { .. } => "too_many_attempts",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
@@ -88,7 +91,8 @@ impl OAuthError {
             | OAuthError::InvalidGrant(d)
             | OAuthError::UnauthorizedClient(d)
             | OAuthError::UnsupportedGrantType(d)
-            | OAuthError::InvalidScope(d) => d.clone(),
+            | OAuthError::InvalidScope(d)
+            | OAuthError::InvalidTarget(d) => d.clone(),
             OAuthError::InvalidClient { .. } => "client authentication failed".into(),
             OAuthError::TooManyAttempts { retry_after_secs } => {
                 format!("too many failed attempts; retry in {retry_after_secs} seconds")

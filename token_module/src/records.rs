@@ -116,6 +116,9 @@ pub struct RetryTokens {
     pub access_token: String,
     pub refresh_token: String,
     pub scope: Vec<String>,
+    /// The `resource` the first request named.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl RetryAnswer {
@@ -187,6 +190,9 @@ pub struct OpaqueAccessToken {
     pub subject: Option<Subject>,
     pub iat: u64,
     pub exp: u64,
+    /// The audience a `resource` request bound it to (RFC 8707); none: any route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Store keys.

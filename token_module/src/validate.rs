@@ -28,6 +28,9 @@ pub struct VerifiedToken {
     pub iss: Option<String>,
     pub aud: Option<String>,
     pub format: TokenFormat,
+    /// The route audience a `resource` token request bound the token to (RFC 8707): only
+    /// routes with that `audience` accept it. `None`: an ordinary token of its client.
+    pub resource: Option<String>,
 }
 
 impl VerifiedToken {
@@ -373,9 +376,13 @@ pub(crate) fn verify_jwt_uncached(
         .clients
         .get(&claims.client_id)
         .ok_or(Rejection::Invalid("the token's client is unknown"))?;
+    // `aud` is the client's audience, or a route audience the token was requested for.
+    let resource = (claims.aud != client.audience).then(|| claims.aud.clone());
     if client.token_format != TokenFormat::Jwt
         || claims.iss != client.issuer
-        || claims.aud != client.audience
+        || resource
+            .as_ref()
+            .is_some_and(|r| !config.resources.contains(r))
     {
         return Err(Rejection::Invalid(
             "the token's issuer or audience is wrong",
@@ -409,6 +416,7 @@ pub(crate) fn verify_jwt_uncached(
         iss: Some(claims.iss),
         aud: Some(claims.aud),
         format: TokenFormat::Jwt,
+        resource,
     })
 }
 
@@ -441,7 +449,8 @@ async fn lookup_opaque(
         exp: record.exp,
         nbf: None,
         iss: None,
-        aud: None,
+        aud: record.resource.clone(),
         format: TokenFormat::Opaque,
+        resource: record.resource,
     }))
 }

@@ -510,4 +510,21 @@ pub struct Auth {
     /// Pass the client's `Authorization` header on to the upstream. Default: true.
     #[serde(default = "yes")]
     pub forward_authorization: bool,
+    /// The route's audience: a token requested with this `resource` (RFC 8707) is accepted
+    /// here and refused on every other route; the `aud` of `upstream_token: jwt` tokens.
+    /// Default: none.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// What the upstream gets in `Authorization`: `forward` (the client's token, as
+    /// `forward_authorization` says) or `jwt` (a short-lived JWT for `audience`, signed by the
+    /// active key: a phantom token). Default: `forward`.
+    #[serde(default)]
+    pub upstream_token: Option<String>,
+    /// Lifetime of those JWTs, seconds (never past the client's token). Default: 60.
+    #[serde(default = "default_upstream_token_ttl")]
+    pub upstream_token_ttl_seconds: u64,
+}
+
+fn default_upstream_token_ttl() -> u64 {
+    60
 }

@@ -129,13 +129,33 @@ impl Validator<'_> {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let oauth = f
+        let mut oauth = f
             .oauth
             .map(|o| {
                 token_module::OAuthConfig::from_file(o, self.base, &default_issuer(&listeners))
                     .map_err(|e| self.err(format!("oauth.{}", e.key), e.message))
             })
             .transpose()?;
+        // What the token endpoint and discovery learn from the route table.
+        if let Some(oauth) = &mut oauth {
+            for auth in routes.iter().filter_map(|r| r.auth.as_ref()) {
+                if let Some(audience) = &auth.audience {
+                    if !oauth.resources.contains(audience) {
+                        oauth.resources.push(audience.clone());
+                    }
+                }
+                let scopes = auth
+                    .scopes
+                    .iter()
+                    .chain(auth.method_scopes.iter().flat_map(|(_, s)| s))
+                    .chain(auth.other_methods_scopes.iter().flatten());
+                for scope in scopes {
+                    if !oauth.route_scopes.contains(scope) {
+                        oauth.route_scopes.push(scope.clone());
+                    }
+                }
+            }
+        }
         if oauth.is_none() {
             if let Some(i) = routes_with_auth.first() {
                 return Err(self.err(
@@ -551,12 +571,46 @@ impl Validator<'_> {
             }
             method_scopes.push((method, scopes));
         }
+        if let Some(audience) = &a.audience {
+            if audience.is_empty() || audience.chars().any(char::is_whitespace) {
+                return Err(self.err(
+                    format!("{key}.audience"),
+                    "must be a non-empty string without spaces (an absolute URI is usual)",
+                ));
+            }
+        }
+        let upstream_jwt_ttl = match a.upstream_token.as_deref() {
+            None | Some("forward") => None,
+            Some("jwt") => {
+                if a.audience.is_none() {
+                    return Err(self.err(
+                        format!("{key}.upstream_token"),
+                        "`jwt` needs the route's `audience` (the upstream token's `aud`)",
+                    ));
+                }
+                self.in_range(
+                    &format!("{key}.upstream_token_ttl_seconds"),
+                    a.upstream_token_ttl_seconds,
+                    1,
+                    3600,
+                )?;
+                Some(Duration::from_secs(a.upstream_token_ttl_seconds))
+            }
+            Some(other) => {
+                return Err(self.err(
+                    format!("{key}.upstream_token"),
+                    format!("`{other}` is not `forward` or `jwt`"),
+                ))
+            }
+        };
         Ok(RouteAuth {
             required: a.required,
             scopes: a.scopes,
             method_scopes,
             other_methods_scopes,
             forward_authorization: a.forward_authorization,
+            audience: a.audience,
+            upstream_jwt_ttl,
         })
     }
 

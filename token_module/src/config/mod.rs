@@ -157,4 +157,10 @@ pub struct OAuthConfig {
     pub keys: KeySet,
     pub clients: HashMap<String, Client>,
     pub users: HashMap<String, User>,
+    /// Audiences of the routes in force (`routes[].audience`): a token request may name one as
+    /// its `resource` (RFC 8707) and gets an access token for that audience only. Set by the
+    /// gateway from its route table, so a reload updates it.
+    pub resources: Vec<String>,
+    /// Scopes the routes in force require, for discovery's `scopes_supported`.
+    pub route_scopes: Vec<String>,
 }

@@ -180,6 +180,8 @@ impl OAuthConfig {
             keys,
             clients,
             users,
+            resources: Vec::new(),
+            route_scopes: Vec::new(),
         })
     }
 }

@@ -34,6 +34,7 @@ pub(crate) struct Issued {
 /// The claims of a JWT access token in the client's profile.
 fn access_claims(
     client: &Client,
+    audience: &str,
     scope: &[String],
     subject: Option<&Subject>,
     jti: &str,
@@ -45,7 +46,7 @@ fn access_claims(
         TokenProfile::Rfc9068 => serde_json::json!({
             "iss": client.issuer,
             "exp": exp,
-            "aud": client.audience,
+            "aud": audience,
             "sub": subject.map_or(client.client_id.as_str(), |s| s.user_id.as_str()),
             "client_id": client.client_id,
             "iat": iat,
@@ -55,7 +56,7 @@ fn access_claims(
         TokenProfile::LightOAuth2 => {
             let mut claims = serde_json::json!({
                 "iss": client.issuer,
-                "aud": client.audience,
+                "aud": audience,
                 "exp": exp,
                 "jti": jti,
                 "iat": iat,
@@ -121,19 +122,22 @@ impl OAuthProvider {
         Ok(scope)
     }
     /// Issues an access token in the client's format (a signed JWT, or an opaque token kept in
-    /// the store) and returns it with what revoking it later needs.
+    /// the store) and returns it with what revoking it later needs. `resource` (RFC 8707,
+    /// checked by the token endpoint to be a route audience) makes it that audience's only.
     pub(crate) async fn issue_access_token(
         &self,
         client: &Client,
         scope: &[String],
         subject: Option<&Subject>,
+        resource: Option<&str>,
     ) -> Result<(String, IssuedTokens), OAuthError> {
         let iat = self.now();
         let exp = iat + client.access_token_ttl.as_secs();
         let jti = crypto::id();
         match client.token_format {
             TokenFormat::Jwt => {
-                let claims = access_claims(client, scope, subject, &jti, iat, exp);
+                let audience = resource.unwrap_or(&client.audience);
+                let claims = access_claims(client, audience, scope, subject, &jti, iat, exp);
                 let key = self.config.keys.active();
                 let signed = match client.token_profile {
                     TokenProfile::Rfc9068 => key.sign_rfc9068(&claims),
@@ -163,6 +167,7 @@ impl OAuthProvider {
                     subject: subject.cloned(),
                     iat,
                     exp,
+                    resource: resource.map(str::to_string),
                 };
                 let value = serde_json::to_vec(&record).map_err(|_| OAuthError::ServerError)?;
                 self.store
@@ -228,9 +233,10 @@ impl OAuthProvider {
         scope: Vec<String>,
         subject: Option<Subject>,
         auth_time: Option<u64>,
+        resource: Option<&str>,
     ) -> Result<PendingIssue, OAuthError> {
         let (access_token, mut record) = self
-            .issue_access_token(client, &scope, subject.as_ref())
+            .issue_access_token(client, &scope, subject.as_ref(), resource)
             .await?;
         record.family_id = client.allows(Grant::RefreshToken).then(crypto::family_id);
         Ok(PendingIssue(Issued {
@@ -274,8 +280,11 @@ impl OAuthProvider {
         scope: Vec<String>,
         subject: Option<Subject>,
         auth_time: Option<u64>,
+        resource: Option<&str>,
     ) -> Result<Issued, OAuthError> {
-        let pending = self.begin_issue(client, scope, subject, auth_time).await?;
+        let pending = self
+            .begin_issue(client, scope, subject, auth_time, resource)
+            .await?;
         self.finish_issue(client, pending).await
     }
 }

@@ -21,6 +21,7 @@ mod lifecycle;
 mod oidc;
 mod revocation;
 mod token_endpoint;
+mod upstream_token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub struct OAuthProvider {
     store: Arc<dyn Store>,
     verifier: SecretVerifier,
     validator: crate::validate::Validator,
+    upstream_tokens: upstream_token::UpstreamTokens,
     /// Attempts slowed down because their account had many failures.
     throttled: Arc<std::sync::atomic::AtomicU64>,
     clock: Arc<dyn Clock>,
@@ -77,6 +79,7 @@ impl OAuthProvider {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
         Ok(Self {
             validator: crate::validate::Validator::new(&config),
+            upstream_tokens: upstream_token::UpstreamTokens::new(config.token_cache_entries),
             config,
             store,
             verifier,
@@ -91,6 +94,7 @@ impl OAuthProvider {
     pub fn reconfigured(&self, config: OAuthConfig) -> Self {
         Self {
             validator: crate::validate::Validator::new(&config),
+            upstream_tokens: upstream_token::UpstreamTokens::new(config.token_cache_entries),
             config,
             store: Arc::clone(&self.store),
             verifier: self.verifier.forgetting(),

@@ -122,6 +122,11 @@ impl OAuthProvider {
                 }
             }
         }
+        for s in &c.route_scopes {
+            if !scopes.contains(&s.as_str()) {
+                scopes.push(s);
+            }
+        }
         scopes.sort_unstable();
         grants.sort_by_key(|g| Grant::ALL.iter().position(|x| x.as_str() == *g));
         // Each algorithm once, in key order (keys may share one: `dedup` alone only removes

@@ -86,6 +86,15 @@ impl OAuthProvider {
             ))
         })?;
         *grant_out = Some(grant);
+        // RFC 8707: a token for one of the routes' audiences only. Checked before the client
+        // authenticates, as a malformed request would be.
+        if let Some(resource) = params.get("resource") {
+            if !self.config.resources.iter().any(|r| r == resource) {
+                return Err(OAuthError::InvalidTarget(
+                    "the resource is not an audience of this gateway's routes".into(),
+                ));
+            }
+        }
         let authenticated = self
             .authenticate_client(
                 req.authorization,

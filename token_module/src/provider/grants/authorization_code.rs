@@ -62,6 +62,7 @@ impl OAuthProvider {
                 record.scope,
                 Some(record.subject),
                 Some(record.auth_time),
+                params.get("resource"),
             )
             .await?;
         let redeemed = RedeemedCode {

@@ -26,7 +26,7 @@ impl OAuthProvider {
         };
         let scope = self.resolve_scope(client, params.get("scope"), None)?;
         let (access_token, record) = self
-            .issue_access_token(client, &scope, Some(&subject))
+            .issue_access_token(client, &scope, Some(&subject), params.get("resource"))
             .await?;
         Ok(Issued {
             access_token,

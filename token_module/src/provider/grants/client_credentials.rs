@@ -14,7 +14,9 @@ impl OAuthProvider {
         params: &Params,
     ) -> Result<Issued, OAuthError> {
         let scope = self.resolve_scope(client, params.get("scope"), None)?;
-        let (access_token, record) = self.issue_access_token(client, &scope, None).await?;
+        let (access_token, record) = self
+            .issue_access_token(client, &scope, None, params.get("resource"))
+            .await?;
         Ok(Issued {
             access_token,
             refresh_token: None,

@@ -34,7 +34,13 @@ impl OAuthProvider {
             username: Some(user.username.clone()),
         };
         let mut issued = self
-            .issue_with_refresh(client, scope, Some(subject), Some(self.now()))
+            .issue_with_refresh(
+                client,
+                scope,
+                Some(subject),
+                Some(self.now()),
+                params.get("resource"),
+            )
             .await?;
         issued.nonce = params.get("nonce").map(str::to_string);
         Ok(issued)

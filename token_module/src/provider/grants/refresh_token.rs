@@ -55,7 +55,12 @@ impl OAuthProvider {
         let new_token = crypto::refresh_token(&family_id);
         let new_digest = crypto::digest_hex(&new_token);
         let (access_token, mut issued) = self
-            .issue_access_token(client, &scope, family.subject.as_ref())
+            .issue_access_token(
+                client,
+                &scope,
+                family.subject.as_ref(),
+                params.get("resource"),
+            )
             .await?;
         issued.family_id = Some(family_id.clone());
         let mut rotated = family.clone();
@@ -67,6 +72,7 @@ impl OAuthProvider {
                 access_token: access_token.clone(),
                 refresh_token: new_token.clone(),
                 scope: scope.clone(),
+                resource: params.get("resource").map(str::to_string),
             };
             let until = self.now() + client.refresh_retry_grace.as_secs();
             Some(RetryAnswer::seal(token, until, &tokens).ok_or(OAuthError::ServerError)?)
@@ -140,6 +146,11 @@ impl OAuthProvider {
         if scope != first.scope {
             return Err(OAuthError::InvalidScope(
                 "a retried refresh must ask for the scope its first use asked for".into(),
+            ));
+        }
+        if params.get("resource") != first.resource.as_deref() {
+            return Err(OAuthError::InvalidTarget(
+                "a retried refresh must name the resource its first use named".into(),
             ));
         }
         tracing::info!(client_id = %client.client_id, "refresh token retried within its grace; the first answer is sent again");
