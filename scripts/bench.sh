@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh          # the bench: a Markdown table, about 8 minutes with the defaults
 #   scripts/bench.sh soak     # (or BENCH_SOAK=1) the soak: memory under a long steady load
+#   scripts/bench.sh fleet    # one gateway against two on one Redis, with Redis's CPU share
 #
 # The bench measures the raw RS256 signing rate of one thread and drives each scenario; each
 # proxy row is compared with a bare Pingora proxy (benches/bare_pingora.rs) measured in the same
@@ -21,6 +22,12 @@
 # 10 s, and prints the samples with the first, last and largest. It starts only what it
 # drives: Redis, the upstream and the gateway.
 #
+# The fleet mode starts two gateways on one Redis (A on core 0, B on core 1) and, per
+# scenario, drives A alone and then A and B together (two load generators, half the
+# connections each); it prints both rates, their ratio and Redis's CPU share in each run. On
+# a 2-core machine the load generators, the upstream and Redis share the gateways' cores, so
+# the aggregate shows where this machine, not the design, stops scaling.
+#
 # The gateway and the bare proxy are pinned to core 0; the load generator, the upstream and
 # Redis (a separate server in any real deployment) to core 1.
 #
@@ -35,8 +42,8 @@ cd "$(dirname "$0")/.."
 mode="${1:-bench}"
 [ "${BENCH_SOAK:-}" = 1 ] && mode=soak
 case "$mode" in
-  bench | soak) ;;
-  *) echo "usage: scripts/bench.sh [soak]" >&2; exit 2 ;;
+  bench | soak | fleet) ;;
+  *) echo "usage: scripts/bench.sh [soak | fleet]" >&2; exit 2 ;;
 esac
 seconds="${BENCH_SECONDS:-4}"
 rounds="${BENCH_ROUNDS:-5}"
@@ -215,6 +222,47 @@ soak() {
   printf '%s\n' "${samples[@]}" | awk 'NR == 1 { first = $1; max = $1 } { last = $1; if ($1 > max) max = $1 }
     END { printf "RSS MB first %s, last %s, max %s; peak (VmHWM) ", first, last, max }'
   awk '/^VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$gateway/status"
+}
+
+cpu_ticks() { # pid: user + system clock ticks so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+fleet() {
+  check_ports 16882 16892 19090 19093 18080 16379
+  : > "$results"
+  start_gateway
+  local redis=${pids[0]}
+  sed -e "s#127.0.0.1:16882#127.0.0.1:16892#; s#127.0.0.1:19090#127.0.0.1:19093#" \
+      -e "s#private_key: keys/#private_key: $PWD/conf/keys/#" conf/bench.yaml >"$out/bench-b.yaml"
+  TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 1 target/release/tollgate --config "$out/bench-b.yaml" >"$out/gateway-b.log" 2>&1 &
+  pids+=($!)
+  wait_ready 19090 19093
+  local half=$(( connections / 2 )) hz
+  hz=$(getconf CLK_TCK)
+  rate_of() { sed 's/.*"rps":\([0-9.]*\).*/\1/' "$1"; }
+  echo "| scenario | one gateway req/s | Redis CPU | two gateways req/s | Redis CPU | two / one |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  for scenario in client_credentials refresh_token protected protected_opaque; do
+    local t0 r0 one two t1 r1 a b
+    t0=$(date +%s.%N); r0=$(cpu_ticks "$redis")
+    taskset -c 1 "$loadgen" run --target "$gw" --scenario "$scenario" --connections "$connections" --seconds "$seconds" --jsonl >"$out/fleet-one.json"
+    one=$(rate_of "$out/fleet-one.json")
+    local share_one
+    share_one=$(awk -v d="$(( $(cpu_ticks "$redis") - r0 ))" -v t0="$t0" -v t1="$(date +%s.%N)" -v hz="$hz" 'BEGIN { printf "%.0f %%", 100 * d / hz / (t1 - t0) }')
+    t1=$(date +%s.%N); r1=$(cpu_ticks "$redis")
+    "$loadgen" run --target "$gw" --scenario "$scenario" --connections "$half" --seconds "$seconds" --jsonl >"$out/fleet-a.json" &
+    a=$!
+    "$loadgen" run --target http://127.0.0.1:16892 --scenario "$scenario" --connections "$half" --seconds "$seconds" --jsonl >"$out/fleet-b.json" &
+    b=$!
+    wait "$a" "$b"
+    two=$(awk -v x="$(rate_of "$out/fleet-a.json")" -v y="$(rate_of "$out/fleet-b.json")" 'BEGIN { printf "%.0f", x + y }')
+    local share_two
+    share_two=$(awk -v d="$(( $(cpu_ticks "$redis") - r1 ))" -v t0="$t1" -v t1="$(date +%s.%N)" -v hz="$hz" 'BEGIN { printf "%.0f %%", 100 * d / hz / (t1 - t0) }')
+    cat "$out/fleet-one.json" "$out/fleet-a.json" "$out/fleet-b.json" >>"$results"
+    awk -v s="$scenario" -v o="$one" -v so="$share_one" -v t="$two" -v st="$share_two" \
+      'BEGIN { printf "| %s | %.0f | %s | %s | %s | %.2f |\n", s, o, so, t, st, t / o }'
+  done
 }
 
 build

@@ -1,122 +1,18 @@
-//! Several gateways on one store behaving as one: a revocation made at one is refused at the
+//! Several gateways on one Redis behaving as one: a revocation made at one is refused at the
 //! others at once (not after their reuse window), through the store's events; without those
-//! events an instance says it is degraded and falls back to its reuse window; on a Redis
-//! Cluster, codes, refresh tokens, brute-force counters and rate limits are shared, and a
-//! gateway killed mid-run loses nothing the others need.
+//! events an instance says it is degraded and falls back to its reuse window; a refresh
+//! retried at another gateway within its grace gets the first answer. The same fleet on a
+//! Redis Cluster (codes, refresh tokens, counters, limits, a killed gateway) is
+//! `tests/fleet_cluster.rs`.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::fleet::*;
 use common::oauth::*;
-use common::{client, metric_value, start_upstream, Gateway, GatewayOptions, RedisServer};
+use common::{client, metric_value, start_upstream, Gateway, RedisServer};
 use serde_json::Value;
-
-/// A reuse window no test waits for: a revocation seen quickly can only have come by event.
-const LONG_REUSE: &str = "60000";
-
-/// A gateway with the demo OAuth configuration and routes on `store_url`; a "not revoked"
-/// answer is reused for `reuse_ms`.
-fn fleet_gateway(store_url: &str, upstream: std::net::SocketAddr, reuse_ms: &str) -> Gateway {
-    let profile =
-        format!("  - path_prefix: /v1/profile\n    upstreams: [\"{upstream}\"]\n    auth: {{scopes: [identify]}}\n");
-    fleet_gateway_with(store_url, upstream, reuse_ms, &profile)
-}
-
-fn fleet_gateway_with(
-    store_url: &str,
-    upstream: std::net::SocketAddr,
-    reuse_ms: &str,
-    extra_routes: &str,
-) -> Gateway {
-    let issuer = "  issuer: https://localhost:6882\n";
-    Gateway::start(GatewayOptions {
-        store_url: store_url.to_string(),
-        routes: format!("{extra_routes}{}", demo_routes_yaml(upstream)),
-        store_timeout_ms: 2000,
-        extra_yaml: demo_oauth_yaml(&[
-            (
-                issuer,
-                &format!("{issuer}  denylist_cache_ms: {reuse_ms}\n"),
-            ),
-            ("max_failures: 10", "max_failures: 3"),
-        ]),
-        ..Default::default()
-    })
-}
-
-/// Waits until the gateway hears the store's events (`tollgate_store_events_connected 1`).
-async fn wait_subscribed(gw: &Gateway) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let metrics = gw.metrics().await;
-        if metric_value(&metrics, "tollgate_store_events_connected") == Some(1.0) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never subscribed:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn post(gw: &Gateway, path: &str, auth: Option<&str>, form: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = client().post(gw.url(path)).form(form);
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn get_pets(gw: &Gateway, token: &str) -> u16 {
-    client()
-        .get(gw.url("/v1/pets"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("protected request")
-        .status()
-        .as_u16()
-}
-
-async fn client_credentials(gw: &Gateway) -> String {
-    let (status, body) = post(
-        gw,
-        "/oauth2/token",
-        Some(&light_basic()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().expect("token").to_string()
-}
-
-async fn revoke(gw: &Gateway, token: &str) {
-    let (status, body) = post(
-        gw,
-        "/oauth2/revoke",
-        Some(&light_basic()),
-        &[("token", token)],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// Polls `gw` with `token` until it is refused; returns how long that took after `since`.
-async fn refused_after(gw: &Gateway, token: &str, since: Instant, bound: Duration) -> Duration {
-    loop {
-        let status = get_pets(gw, token).await;
-        if status == 401 {
-            return since.elapsed();
-        }
-        assert_eq!(status, 200);
-        assert!(
-            since.elapsed() < bound,
-            "a revoked token was still accepted after {bound:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
@@ -128,8 +24,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn a_revocation_at_one_gateway_is_refused_at_another_at_once() {
     let up = start_upstream("svc").await;
     let redis = RedisServer::start();
-    let a = fleet_gateway(&redis.url(), up, LONG_REUSE);
-    let b = fleet_gateway(&redis.url(), up, LONG_REUSE);
+    let a = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
+    let b = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
     wait_subscribed(&a).await;
     wait_subscribed(&b).await;
 
@@ -154,20 +50,7 @@ async fn a_revocation_at_one_gateway_is_refused_at_another_at_once() {
     );
 
     // Opaque tokens: B caches what it looked up, and drops it on the event too.
-    let (status, body) = post(
-        &a,
-        "/oauth2/token",
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("grant_type", "password"),
-            ("username", "Hillary"),
-            ("password", "12345678"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let opaque = body["access_token"].as_str().expect("token").to_string();
+    let opaque = hillary_opaque(&a).await;
     let profile = |gw: &Gateway| {
         client()
             .get(gw.url("/v1/profile"))
@@ -215,8 +98,8 @@ async fn without_events_a_gateway_is_degraded_and_falls_back_to_its_reuse_window
     };
     assert_eq!(acl("-@pubsub"), "OK");
     let url = format!("redis://gw:pw@127.0.0.1:{}/0", redis.port);
-    let a = fleet_gateway(&url, up, "1000");
-    let b = fleet_gateway(&url, up, "1000");
+    let a = fleet_gateway(&url, up, "1000", &[]);
+    let b = fleet_gateway(&url, up, "1000", &[]);
 
     let ready = b.admin_get("/readyz").await;
     assert_eq!(ready.status(), 200, "degraded is still ready");
@@ -249,8 +132,8 @@ async fn without_events_a_gateway_is_degraded_and_falls_back_to_its_reuse_window
 async fn a_dropped_subscription_is_made_again() {
     let up = start_upstream("svc").await;
     let redis = RedisServer::start();
-    let a = fleet_gateway(&redis.url(), up, LONG_REUSE);
-    let b = fleet_gateway(&redis.url(), up, LONG_REUSE);
+    let a = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
+    let b = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
     wait_subscribed(&a).await;
     wait_subscribed(&b).await;
     let channels = redis.cli(&["PUBSUB", "CHANNELS", "*"]);
@@ -279,21 +162,11 @@ async fn a_dropped_subscription_is_made_again() {
 async fn a_retried_refresh_gets_the_first_answer_at_any_gateway() {
     let up = start_upstream("svc").await;
     let redis = RedisServer::start();
-    let gateway = || {
-        let issuer = "  issuer: https://localhost:6882\n";
-        Gateway::start(GatewayOptions {
-            store_url: redis.url(),
-            routes: demo_routes_yaml(up),
-            extra_yaml: demo_oauth_yaml(&[
-                (issuer, issuer),
-                (
-                    "      trusted: true\n",
-                    "      trusted: true\n      refresh_retry_grace_seconds: 30\n",
-                ),
-            ]),
-            ..Default::default()
-        })
-    };
+    let grace = [(
+        "      trusted: true\n",
+        "      trusted: true\n      refresh_retry_grace_seconds: 30\n",
+    )];
+    let gateway = || fleet_gateway(&redis.url(), up, "1000", &grace);
     let (a, b) = (gateway(), gateway());
     let password = [
         ("grant_type", "password"),
@@ -324,14 +197,4 @@ async fn a_retried_refresh_gets_the_first_answer_at_any_gateway() {
         let access = first["access_token"].as_str().expect("access token");
         assert_eq!(get_pets(&b, access).await, 200);
     }
-}
-
-async fn refresh(gw: &Gateway, rt: &str) -> (u16, Value) {
-    post(
-        gw,
-        "/oauth2/token",
-        Some(&light_basic()),
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    )
-    .await
 }

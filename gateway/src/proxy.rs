@@ -201,6 +201,8 @@ pub struct RequestCtx {
     upstream_target: Option<Vec<u8>>,
     /// `Host` for the upstream of an absolute-form request that came without one.
     host_from_target: Option<String>,
+    /// The address of the connection's peer: the client, or a proxy in front of it.
+    peer: Option<IpAddr>,
     /// The client's address (see [`crate::client_address`]).
     client: Option<IpAddr>,
     /// The upstream of the last attempt.
@@ -260,6 +262,7 @@ impl ProxyHttp for Gateway {
             matched_path: None,
             upstream_target: None,
             host_from_target: None,
+            peer: None,
             client: None,
             upstream: None,
             cors: Vec::new(),
@@ -281,7 +284,8 @@ impl ProxyHttp for Gateway {
             // (60 s); a longer configured one must lift it (the stream enforces ours).
             session.set_keepalive(Some(timeouts.keepalive.as_secs() + 1));
         }
-        ctx.client = client_ip(session).map(|peer| {
+        ctx.peer = client_ip(session);
+        ctx.client = ctx.peer.map(|peer| {
             ctx.config
                 .trusted_proxies
                 .client_address(peer, &session.req_header().headers)
@@ -509,7 +513,7 @@ impl ProxyHttp for Gateway {
         } else if auth.is_some_and(|a| !a.forward_authorization) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
-        if let Some(ip) = client_ip(session) {
+        if let Some(ip) = ctx.peer {
             let forwarded = match upstream_request
                 .headers
                 .get(&X_FORWARDED_FOR)

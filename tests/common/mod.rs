@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod fleet;
 pub mod oauth;
 pub mod processes;
 pub mod upstream;
@@ -255,6 +256,12 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Kills the process (SIGKILL: no graceful shutdown, as a crash) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn is_healthy(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(self.admin) else {
             return false;
@@ -329,8 +336,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
