@@ -202,3 +202,76 @@ async fn discovery_lists_the_scopes_routes_use() {
         assert!(scopes.contains(&scope), "{scope} in {scopes:?}");
     }
 }
+
+/// A phantom token is for the upstream: replayed at the gateway (by an upstream that got one)
+/// it is refused on every route and at userinfo, even for a JWT client whose tokens carry the
+/// gateway's own issuer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phantom_token_is_never_accepted_back_as_an_access_token() {
+    let up = start_upstream("svc").await;
+    const PETS_API: &str = "https://api.example.com/pets";
+    let routes = format!(
+        "  - path_prefix: /v1/phantom-pets\n    upstreams: [\"{up}\"]\n    auth: {{scopes: [petstore.r], audience: \"{PETS_API}\", upstream_token: jwt}}\n\
+         \x20 - path_prefix: /v1/bound-pets\n    upstreams: [\"{up}\"]\n    auth: {{scopes: [petstore.r], audience: \"{PETS_API}\"}}\n\
+         {}",
+        demo_routes_yaml(up)
+    );
+    // The light client's tokens carry the gateway's issuer here, as a phantom token does.
+    let env = OAuthEnv::start_with(
+        Backend::Memory,
+        &[("      issuer: urn:com:networknt:oauth2:v1\n", "")],
+        routes,
+        "",
+    );
+    let issued = light_client_credentials(&env, None).await;
+    assert_eq!(issued.status, 200, "{}", issued.json);
+    let access = issued.str("access_token").to_string();
+    let (status, echo) = get(&env, "/v1/phantom-pets/1", &access).await;
+    assert_eq!(status, 200, "{echo}");
+    let phantom = upstream_authorization(&echo)
+        .strip_prefix("Bearer ")
+        .expect("bearer")
+        .to_string();
+    let (_, claims) = verify_with_jwks(&env, &phantom, PETS_API).await;
+    assert_eq!(
+        claims["iss"],
+        jwt_claims(&access)["iss"],
+        "same issuer as the client's tokens"
+    );
+    for path in ["/v1/phantom-pets/1", "/v1/bound-pets/1", "/v1/pets"] {
+        assert_eq!(get(&env, path, &phantom).await.0, 401, "{path}");
+    }
+    let userinfo = client()
+        .get(env.gw.url("/oauth2/userinfo"))
+        .bearer_auth(&phantom)
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(userinfo.status(), 401);
+}
+
+/// A route audience may not be a client's own token audience: that client's ordinary tokens
+/// would pass as bound to the route.
+#[test]
+fn a_route_audience_must_not_be_a_clients_audience() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gateway.yaml");
+    let routes = "  - path_prefix: /v1/x\n    upstreams: [\"127.0.0.1:9\"]\n    auth: {audience: urn:com.networknt}\n";
+    std::fs::write(
+        &path,
+        common::Gateway::config_yaml(
+            &common::GatewayOptions {
+                routes: routes.to_string(),
+                extra_yaml: demo_oauth_yaml(&[]),
+                ..Default::default()
+            },
+            1,
+            2,
+            3,
+        ),
+    )
+    .expect("write");
+    let (code, text) = common::check_config(&path);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("routes[0].auth.audience"), "{text}");
+}

@@ -129,8 +129,20 @@ pub struct StoreEvents {
 
 const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+/// Every instance publishes this every [`HEARTBEAT_EVERY`]: a subscription that hears nothing
+/// (not even its own) for three of them is taken as dead — a connection a NAT or a partition
+/// dropped without a word would otherwise look subscribed forever.
+const HEARTBEAT: &str = "heartbeat";
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
-impl StoreEvents {
+/// The subscription loop, apart from what it feeds (so it can be tested on its own).
+struct Follower<'a> {
+    store: &'a dyn Store,
+    metrics: &'a crate::metrics::Metrics,
+    state: &'a arc_swap::ArcSwap<EventsState>,
+}
+
+impl Follower<'_> {
     fn set(&self, state: EventsState) {
         self.metrics
             .store_events_connected
@@ -138,13 +150,9 @@ impl StoreEvents {
         self.state.store(Arc::new(state));
     }
 
-    fn provider_forgets(&self) {
-        if let Some(oauth) = &self.live.load().oauth {
-            oauth.provider.events_may_be_lost();
-        }
-    }
-
-    async fn follow(&self) {
+    /// Runs until the store says it is not shared; `subscribed` is called on each new
+    /// subscription, `event` with each event heard.
+    async fn follow(&self, subscribed: impl Fn(), event: impl Fn(&str)) {
         let mut pause = RESUBSCRIBE_MIN;
         let mut warned = false;
         loop {
@@ -153,19 +161,14 @@ impl StoreEvents {
                     self.set(EventsState::NotShared);
                     return;
                 }
-                Ok(Some(mut events)) => {
+                Ok(Some(events)) => {
                     self.set(EventsState::Connected);
-                    self.provider_forgets();
+                    subscribed();
                     if warned {
                         tracing::info!("subscribed to the store's revocation events again");
                     }
                     pause = RESUBSCRIBE_MIN;
-                    while let Some(event) = events.recv().await {
-                        self.metrics.store_events.inc();
-                        if let Some(oauth) = &self.live.load().oauth {
-                            oauth.provider.apply_event(&event);
-                        }
-                    }
+                    self.listen(events, &event).await;
                     self.set(EventsState::Disconnected);
                     tracing::warn!("lost the store's revocation events; revocations made elsewhere are seen within the reuse window until they are back");
                     warned = true;
@@ -182,13 +185,53 @@ impl StoreEvents {
             pause = (pause * 2).min(RESUBSCRIBE_MAX);
         }
     }
+
+    /// Hands on the events of one subscription until it closes or goes silent.
+    async fn listen(&self, mut events: tokio::sync::mpsc::Receiver<String>, event: impl Fn(&str)) {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+        let mut heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                received = events.recv() => {
+                    let Some(received) = received else { return };
+                    heard = tokio::time::Instant::now();
+                    if received != HEARTBEAT {
+                        self.metrics.store_events.inc();
+                        event(&received);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if heard.elapsed() > HEARTBEAT_EVERY * 3 {
+                        return;
+                    }
+                    // A failure shows as silence, which the check above acts on.
+                    let _ = self.store.publish_event(HEARTBEAT).await;
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl pingora::services::background::BackgroundService for StoreEvents {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let follower = Follower {
+            store: self.store.as_ref(),
+            metrics: &self.metrics,
+            state: &self.state,
+        };
+        let subscribed = || {
+            if let Some(oauth) = &self.live.load().oauth {
+                oauth.provider.events_may_be_lost();
+            }
+        };
+        let event = |event: &str| {
+            if let Some(oauth) = &self.live.load().oauth {
+                oauth.provider.apply_event(event);
+            }
+        };
         tokio::select! {
-            _ = self.follow() => {}
+            _ = follower.follow(subscribed, event) => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -238,5 +281,110 @@ impl pingora::services::background::BackgroundService for EvictionCheckAtStart {
     /// Checks once at start; `/readyz` checks again on every call.
     async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
         self.0.check().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A shared store whose subscriptions stay open but never deliver (a dropped connection
+    /// nobody noticed) and whose heartbeats go nowhere.
+    #[derive(Default)]
+    struct SilentStore {
+        subscriptions: Mutex<Vec<tokio::sync::mpsc::Sender<String>>>,
+        published: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Store for SilentStore {
+        async fn put(&self, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn put_if_absent(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn take(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn compare_and_swap(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: &[u8],
+            _: Duration,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn delete(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn incr(&self, _: &str, _: Duration) -> Result<u64, StoreError> {
+            Ok(1)
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
+            self.published.lock().expect("lock").push(event.to_string());
+            Ok(())
+        }
+        async fn subscribe_events(
+            &self,
+        ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            self.subscriptions.lock().expect("lock").push(tx);
+            Ok(Some(rx))
+        }
+    }
+
+    /// A subscription that hears nothing, not even its own heartbeats, is given up after
+    /// three heartbeat periods and made again; one that hears events stays.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_subscription_is_taken_as_dead_and_made_again() {
+        let store = SilentStore::default();
+        let metrics = crate::metrics::Metrics::new().expect("metrics");
+        let state = arc_swap::ArcSwap::from_pointee(EventsState::Disconnected);
+        let follower = Follower {
+            store: &store,
+            metrics: &metrics,
+            state: &state,
+        };
+        let subscribed = std::sync::atomic::AtomicUsize::new(0);
+        let heard = Mutex::new(Vec::new());
+        let follow = follower.follow(
+            || {
+                subscribed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+            |event: &str| heard.lock().expect("lock").push(event.to_string()),
+        );
+        let watch = async {
+            // Within the silence bound: one subscription, connected, heartbeats sent.
+            tokio::time::sleep(HEARTBEAT_EVERY * 2).await;
+            assert_eq!(subscribed.load(std::sync::atomic::Ordering::Relaxed), 1);
+            assert_eq!(**state.load(), EventsState::Connected);
+            assert!(!store.published.lock().expect("lock").is_empty());
+            // Past it: given up and subscribed again.
+            tokio::time::sleep(HEARTBEAT_EVERY * 2 + RESUBSCRIBE_MIN * 2).await;
+            assert_eq!(subscribed.load(std::sync::atomic::Ordering::Relaxed), 2);
+            // A subscription that hears events (a revocation, then heartbeats) stays.
+            let tx = store.subscriptions.lock().expect("lock").last().cloned();
+            let tx = tx.expect("a subscription");
+            tx.send("revoked abc".into()).await.expect("send");
+            for _ in 0..6 {
+                tokio::time::sleep(HEARTBEAT_EVERY).await;
+                tx.send(HEARTBEAT.into()).await.expect("send");
+            }
+            assert_eq!(subscribed.load(std::sync::atomic::Ordering::Relaxed), 2);
+            assert_eq!(*heard.lock().expect("lock"), ["revoked abc"]);
+        };
+        tokio::select! {
+            _ = follow => panic!("the follower stopped"),
+            _ = watch => {}
+        }
     }
 }

@@ -104,8 +104,9 @@ pub struct RefreshFamily {
 pub struct RetryAnswer {
     /// Digest of the retired refresh token.
     pub digest: String,
-    /// Unix time until which a retry gets this answer; later, reuse revokes the family.
-    pub until: u64,
+    /// Unix time of the rotation: a retry is honoured for the client's grace as configured
+    /// now (a reload that shortens the grace applies to answers already kept).
+    pub at: u64,
     /// [`RetryTokens`], sealed.
     pub sealed: String,
 }
@@ -122,12 +123,12 @@ pub struct RetryTokens {
 }
 
 impl RetryAnswer {
-    /// Seals `tokens` for a retry of `retired` (the refresh token just used) until `until`.
-    pub fn seal(retired: &str, until: u64, tokens: &RetryTokens) -> Option<Self> {
+    /// Seals `tokens` for a retry of `retired` (the refresh token used at `at`).
+    pub fn seal(retired: &str, at: u64, tokens: &RetryTokens) -> Option<Self> {
         let plain = serde_json::to_vec(tokens).ok()?;
         Some(Self {
             digest: crate::crypto::digest_hex(retired),
-            until,
+            at,
             sealed: crate::crypto::seal(retired, &plain)?,
         })
     }

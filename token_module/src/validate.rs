@@ -76,6 +76,11 @@ struct AccessClaims {
     user_id: Option<String>,
     #[serde(default)]
     user_type: Option<String>,
+    /// Set in the JWTs the gateway sends upstream in place of a client's token (phantom
+    /// tokens, see `provider::upstream_token`): they are for the upstream, never accepted
+    /// back here as an access token.
+    #[serde(default)]
+    tollgate_upstream: bool,
 }
 
 /// `scope`: an array (light-oauth2) or one space-separated string (RFC 9068 2.2.3).
@@ -195,14 +200,6 @@ impl TokenCache {
             .unwrap_or_else(|p| p.into_inner())
             .remove(digest);
     }
-
-    /// Drops the token with this `jti` (a scan: revocations are rare next to lookups).
-    fn remove_jti(&self, jti: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, t| t.jti != jti);
-    }
 }
 
 /// Validates access tokens against the configuration and the store, with its own caches: the
@@ -225,10 +222,13 @@ impl Validator {
         self.token_cache.remove(&crypto::digest(token));
     }
 
-    /// A token was revoked (told by another instance): nothing cached about it is reused.
+    /// A token was revoked: its "not revoked" answer is not reused. Its verified-token entry
+    /// (keyed by the token, which a revocation event does not carry) is then dropped on its
+    /// next use, when the denylist says it was revoked — no scan of the cache per revocation.
     pub(crate) fn forget_revoked(&self, jti: &str) {
-        self.not_revoked.remove(jti);
-        self.token_cache.remove_jti(jti);
+        if !jti.is_empty() {
+            self.not_revoked.remove(jti);
+        }
     }
 
     /// Revocations made elsewhere may have been missed: every "not revoked" answer is asked
@@ -371,6 +371,11 @@ pub(crate) fn verify_jwt_uncached(
         .is_some_and(|nbf| nbf > now.saturating_add(leeway))
     {
         return Err(Rejection::Invalid("the token is not valid yet"));
+    }
+    if claims.tollgate_upstream {
+        return Err(Rejection::Invalid(
+            "an upstream token is not an access token of this gateway",
+        ));
     }
     let client = config
         .clients

@@ -138,8 +138,19 @@ impl Validator<'_> {
             .transpose()?;
         // What the token endpoint and discovery learn from the route table.
         if let Some(oauth) = &mut oauth {
-            for auth in routes.iter().filter_map(|r| r.auth.as_ref()) {
+            for (i, route) in routes.iter().enumerate() {
+                let Some(auth) = &route.auth else { continue };
                 if let Some(audience) = &auth.audience {
+                    // A token of that client would then pass as one bound to this route.
+                    if let Some(client) = oauth.clients.values().find(|c| c.audience == *audience) {
+                        return Err(self.err(
+                            format!("routes[{i}].auth.audience"),
+                            format!(
+                                "`{audience}` is the audience of client `{}`'s tokens; a route audience must be its own",
+                                client.client_id
+                            ),
+                        ));
+                    }
                     if !oauth.resources.contains(audience) {
                         oauth.resources.push(audience.clone());
                     }

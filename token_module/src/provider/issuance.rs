@@ -29,6 +29,9 @@ pub(crate) struct Issued {
     pub auth_time: Option<u64>,
     /// From the authorization request or the password grant's `nonce`; never on refresh.
     pub nonce: Option<String>,
+    /// Seconds the access token has left, when not the client's full lifetime (a retried
+    /// refresh hands out the token its first answer issued).
+    pub expires_in: Option<u64>,
 }
 
 /// The claims of a JWT access token in the client's profile.
@@ -247,6 +250,7 @@ impl OAuthProvider {
             subject,
             auth_time,
             nonce: None,
+            expires_in: None,
         }))
     }
 

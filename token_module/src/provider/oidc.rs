@@ -206,6 +206,12 @@ impl OAuthProvider {
                 .await
                 .map_err(BearerError::from)?
                 .token;
+            // A token bound to a route's audience (RFC 8707) is for that audience only.
+            if verified.resource.is_some() {
+                return Err(BearerError::InvalidToken(
+                    "the token was issued for another audience",
+                ));
+            }
             if !verified.has_scope("openid") {
                 return Err(BearerError::InsufficientScope("openid".into()));
             }

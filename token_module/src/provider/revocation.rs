@@ -23,7 +23,6 @@ impl OAuthProvider {
     /// cached about the token. That news is best effort: one that is lost only leaves an
     /// instance relying on its reuse window (`denylist_cache`), as before events existed.
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
-        self.validator.forget_revoked(&issued.access_jti);
         let remaining = issued.access_exp.saturating_sub(self.now());
         let denied = remaining > 0 && !issued.access_jti.is_empty();
         if denied {
@@ -38,6 +37,8 @@ impl OAuthProvider {
         if let Some(key) = &issued.access_key {
             self.store.delete(key).await?;
         }
+        // Only now: a validation racing this one re-reads the denylist after it was written.
+        self.validator.forget_revoked(&issued.access_jti);
         if denied {
             let event = Event::Revoked(&issued.access_jti).encode();
             if let Err(e) = self.store.publish_event(&event).await {

@@ -139,7 +139,7 @@ fn token_response(client: &Client, issued: Issued, id_token: Option<String>) -> 
     let mut body = serde_json::json!({
         "access_token": issued.access_token,
         "token_type": client.token_type,
-        "expires_in": client.access_token_ttl.as_secs(),
+        "expires_in": issued.expires_in.unwrap_or(client.access_token_ttl.as_secs()),
         "scope": issued.scope.join(" "),
     });
     if let Some(map) = body.as_object_mut() {

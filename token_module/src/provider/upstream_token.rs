@@ -12,8 +12,8 @@ use crate::crypto;
 use crate::error::OAuthError;
 use crate::validate::VerifiedToken;
 
-/// (access token `jti`, audience).
-type TokenAndAudience = (String, String);
+/// (access token `jti`, audience, lifetime in seconds).
+type TokenAndAudience = (String, String, u64);
 
 /// Upstream JWTs by access token and audience, each with its expiry.
 pub(crate) struct UpstreamTokens {
@@ -46,7 +46,7 @@ impl OAuthProvider {
     ) -> Result<Arc<str>, OAuthError> {
         let now = self.now();
         let renew_before = RENEW_BEFORE.min(ttl.as_secs() / 2);
-        let key = (token.jti.clone(), audience.to_string());
+        let key = (token.jti.clone(), audience.to_string(), ttl.as_secs());
         let cache = &self.upstream_tokens;
         {
             let map = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -66,6 +66,8 @@ impl OAuthProvider {
             "iat": now,
             "exp": exp,
             "jti": crypto::id(),
+            // Marks it as the gateway's upstream token: never accepted back as an access token.
+            "tollgate_upstream": true,
         });
         if let (Some(user_type), Some(map)) = (
             token.subject.as_ref().and_then(|s| s.user_type.as_ref()),

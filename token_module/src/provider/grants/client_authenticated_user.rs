@@ -36,6 +36,7 @@ impl OAuthProvider {
             subject: Some(subject),
             auth_time: None,
             nonce: None,
+            expires_in: None,
         })
     }
 }

@@ -25,6 +25,7 @@ impl OAuthProvider {
             subject: None,
             auth_time: None,
             nonce: None,
+            expires_in: None,
         })
     }
 }

@@ -74,8 +74,7 @@ impl OAuthProvider {
                 scope: scope.clone(),
                 resource: params.get("resource").map(str::to_string),
             };
-            let until = self.now() + client.refresh_retry_grace.as_secs();
-            Some(RetryAnswer::seal(token, until, &tokens).ok_or(OAuthError::ServerError)?)
+            Some(RetryAnswer::seal(token, self.now(), &tokens).ok_or(OAuthError::ServerError)?)
         };
         for superseded in rotated.rotate_access(issued.clone(), self.now()) {
             self.deny_access_token(&superseded).await?;
@@ -115,6 +114,7 @@ impl OAuthProvider {
             subject: family.subject,
             auth_time: family.auth_time,
             nonce: None,
+            expires_in: None,
         })
     }
 
@@ -135,7 +135,7 @@ impl OAuthProvider {
         };
         if client.refresh_retry_grace.is_zero()
             || !ct_eq(retry.digest.as_bytes(), digest.as_bytes())
-            || retry.until < self.now()
+            || retry.at + client.refresh_retry_grace.as_secs() < self.now()
         {
             return Ok(None);
         }
@@ -162,6 +162,7 @@ impl OAuthProvider {
             subject: family.subject.clone(),
             auth_time: family.auth_time,
             nonce: None,
+            expires_in: Some(family.latest.access_exp.saturating_sub(self.now())),
         }))
     }
 }
