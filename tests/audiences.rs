@@ -25,14 +25,7 @@ fn env_with_audiences(up: std::net::SocketAddr) -> OAuthEnv {
 
 /// GETs `path` with `token`; the status and the echo upstream's view of the request.
 async fn get(env: &OAuthEnv, path: &str, token: &str) -> (u16, Value) {
-    let resp = client()
-        .get(env.gw.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    env.gw.bearer_get(path, token).await
 }
 
 fn upstream_authorization(echo: &Value) -> String {
@@ -48,14 +41,8 @@ async fn verify_with_jwks(
     jwt: &str,
     audience: &str,
 ) -> (jsonwebtoken::Header, Value) {
-    let jwks: jsonwebtoken::jwk::JwkSet = client()
-        .get(env.gw.url("/oauth2/jwks"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("jwks json");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(env.gw.get_json("/oauth2/jwks").await).expect("a JWK set");
     let header = jsonwebtoken::decode_header(jwt).expect("a JWT");
     let kid = header.kid.clone().expect("kid");
     let jwk = jwks.find(&kid).expect("the kid is in the JWKS");
@@ -116,18 +103,7 @@ async fn a_phantom_token_reaches_the_upstream_instead_of_the_opaque_one() {
     assert_eq!(upstream_authorization(&plain), format!("Bearer {opaque}"));
 
     // Revoked: nothing reaches the upstream any more.
-    let (revoked, _) = form_post(
-        &env,
-        "/oauth2/revoke",
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("client_secret", EQDKP_SECRET),
-            ("token", &opaque),
-        ],
-    )
-    .await;
-    assert_eq!(revoked, 200);
+    assert_eq!(revoke_as_eqdkp(&env.gw, &opaque).await, 200);
     assert_eq!(get(&env, "/v1/phantom/me", &opaque).await.0, 401);
 }
 
@@ -184,14 +160,7 @@ async fn a_resource_token_is_accepted_by_its_audience_routes_only() {
 async fn discovery_lists_the_scopes_routes_use() {
     let up = start_upstream("svc").await;
     let env = env_with_audiences(up);
-    let doc: Value = client()
-        .get(env.gw.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let doc = env.gw.get_json("/.well-known/openid-configuration").await;
     let scopes: Vec<&str> = doc["scopes_supported"]
         .as_array()
         .expect("scopes_supported")

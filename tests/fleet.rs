@@ -11,8 +11,17 @@ use std::time::{Duration, Instant};
 
 use common::fleet::*;
 use common::oauth::*;
-use common::{client, metric_value, start_upstream, Gateway, RedisServer};
+use common::{metric_value, start_upstream, Gateway, RedisServer};
 use serde_json::Value;
+
+/// Gateways A and B on `redis` with the long reuse window, each subscribed to the events.
+async fn subscribed_pair(redis: &RedisServer, up: std::net::SocketAddr) -> (Gateway, Gateway) {
+    let a = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
+    let b = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
+    wait_subscribed(&a).await;
+    wait_subscribed(&b).await;
+    (a, b)
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
@@ -24,10 +33,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn a_revocation_at_one_gateway_is_refused_at_another_at_once() {
     let up = start_upstream("svc").await;
     let redis = RedisServer::start();
-    let a = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
-    let b = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
-    wait_subscribed(&a).await;
-    wait_subscribed(&b).await;
+    let (a, b) = subscribed_pair(&redis, up).await;
 
     let mut seen = Vec::new();
     for _ in 0..200 {
@@ -51,31 +57,13 @@ async fn a_revocation_at_one_gateway_is_refused_at_another_at_once() {
 
     // Opaque tokens: B caches what it looked up, and drops it on the event too.
     let opaque = hillary_opaque(&a).await;
-    let profile = |gw: &Gateway| {
-        client()
-            .get(gw.url("/v1/profile"))
-            .bearer_auth(&opaque)
-            .send()
-    };
+    let profile = |gw| get_with(gw, "/v1/profile", &opaque);
     let _ = profile(&b).await;
-    let status = |r: reqwest::Response| r.status().as_u16();
-    let before = profile(&b).await.expect("request");
-    assert_ne!(status(before), 401, "the opaque token is accepted at B");
-    let (revoked, _) = post(
-        &a,
-        "/oauth2/revoke",
-        None,
-        &[
-            ("client_id", EQDKP_ID),
-            ("client_secret", EQDKP_SECRET),
-            ("token", &opaque),
-        ],
-    )
-    .await;
-    assert_eq!(revoked, 200);
+    assert_ne!(profile(&b).await, 401, "the opaque token is accepted at B");
+    assert_eq!(revoke_as_eqdkp(&a, &opaque).await, 200);
     let since = Instant::now();
     loop {
-        let s = status(profile(&b).await.expect("request"));
+        let s = profile(&b).await;
         if s == 401 {
             break;
         }
@@ -132,10 +120,7 @@ async fn without_events_a_gateway_is_degraded_and_falls_back_to_its_reuse_window
 async fn a_dropped_subscription_is_made_again() {
     let up = start_upstream("svc").await;
     let redis = RedisServer::start();
-    let a = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
-    let b = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
-    wait_subscribed(&a).await;
-    wait_subscribed(&b).await;
+    let (a, b) = subscribed_pair(&redis, up).await;
     let channels = redis.cli(&["PUBSUB", "CHANNELS", "*"]);
     assert!(channels.ends_with("events"), "{channels}");
     let numsub = || redis.cli(&["PUBSUB", "NUMSUB", &channels]);

@@ -469,14 +469,7 @@ async fn key_rotation_keeps_demoted_keys_verifying_until_removed() {
         "a demoted key's tokens still validate"
     );
     assert_eq!(introspect(&env, &new).await["active"], true);
-    let jwks: Value = client()
-        .get(env.gw.url("/oauth2/jwks"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks = env.gw.get_json("/oauth2/jwks").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .expect("keys")

@@ -502,14 +502,7 @@ fn verify_independently(
 }
 
 async fn get_pets(env: &OAuthEnv, token: &str) -> (u16, Value) {
-    let resp = client()
-        .get(env.gw.url("/v1/pets"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    env.gw.bearer_get("/v1/pets", token).await
 }
 
 /// A client on the RFC 9068 profile gets `typ: at+jwt` tokens with `sub`, `client_id` and a
@@ -696,14 +689,7 @@ async fn discovery_lists_each_algorithm_once() {
         extra_yaml: format!("{}{keys}{}", &yaml[..start], &yaml[end..]),
         ..Default::default()
     });
-    let doc: Value = client()
-        .get(gw.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("JSON");
+    let doc = gw.get_json("/.well-known/openid-configuration").await;
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256", "ES256"]),

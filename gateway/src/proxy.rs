@@ -25,9 +25,10 @@ use crate::routes::{Route, RouteAuth};
 use token_module::bearer::{self, BearerError};
 use token_module::VerifiedToken;
 
-/// Pingora's keep-alive timeout for HTTP/1.1 connections, unless told otherwise.
+/// The forwarding headers the upstream gets, named once.
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+/// Pingora's keep-alive timeout for HTTP/1.1 connections, unless told otherwise.
 const PINGORA_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The gateway's proxy logic; one instance serves every request. What the configuration says

@@ -97,6 +97,17 @@ impl Store for MeteredStore {
         self.observe("publish", self.inner.publish_event(event).await)
     }
 
+    async fn put_and_publish(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        event: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.put_and_publish(key, value, ttl, event).await;
+        self.observe("put", result)
+    }
+
     async fn subscribe_events(
         &self,
     ) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {

@@ -106,14 +106,7 @@ pub async fn post(
 
 /// `GET path` at `gw` with `token` as the bearer token; the status.
 pub async fn get_with(gw: &Gateway, path: &str, token: &str) -> u16 {
-    client()
-        .get(gw.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("protected request")
-        .status()
-        .as_u16()
+    gw.bearer_get(path, token).await.0
 }
 
 pub async fn get_pets(gw: &Gateway, token: &str) -> u16 {

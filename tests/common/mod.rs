@@ -287,6 +287,31 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// `GET path` with `token` as the bearer token: the status and the JSON body (the echo
+    /// upstream's view of the request; `Null` when there is none).
+    pub async fn bearer_get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let resp = client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `GET path`, whose answer must be JSON (discovery, the JWKS).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
     /// `GET path` on the admin listener.
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
         client()

@@ -248,6 +248,22 @@ pub async fn form_post(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// RFC 7009 revocation of `token` by the EQdkp client at `gw`; the status.
+pub async fn revoke_as_eqdkp(gw: &Gateway, token: &str) -> u16 {
+    client()
+        .post(gw.url("/oauth2/revoke"))
+        .form(&[
+            ("client_id", EQDKP_ID),
+            ("client_secret", EQDKP_SECRET),
+            ("token", token),
+        ])
+        .send()
+        .await
+        .expect("revoke request")
+        .status()
+        .as_u16()
+}
+
 /// RFC 7662 introspection of `token` by the light-oauth2 client; the body of its 200.
 pub async fn introspect(env: &OAuthEnv, token: &str) -> Value {
     let (status, body) = form_post(

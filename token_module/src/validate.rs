@@ -299,7 +299,7 @@ impl Validator {
         if let Some(hit) = self.token_cache.get(&digest, now) {
             return Ok((hit, true));
         }
-        let verified = lookup_opaque(store, &hex::encode(digest), now).await?;
+        let verified = fetch_opaque(store, &hex::encode(digest), now).await?;
         self.token_cache.insert(digest, Arc::clone(&verified), now);
         Ok((verified, false))
     }
@@ -425,7 +425,8 @@ pub(crate) fn verify_jwt_uncached(
     })
 }
 
-async fn lookup_opaque(
+/// An opaque token's record from the store, by the hex digest of the token.
+async fn fetch_opaque(
     store: &dyn Store,
     digest: &str,
     now: u64,

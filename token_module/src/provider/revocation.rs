@@ -18,33 +18,33 @@ impl OAuthProvider {
         }
         Ok(())
     }
-    /// Denylists an access token until it expires (an opaque one is also deleted), then
-    /// tells the other instances sharing the store, so that none of them reuses what it
-    /// cached about the token. That news is best effort: one that is lost only leaves an
-    /// instance relying on its reuse window (`denylist_cache`), as before events existed.
+    /// Denylists an access token until it expires (an opaque one is also deleted) and, in
+    /// the same round trip, tells the other instances sharing the store, so that none of
+    /// them reuses what it cached about the token. That news is best effort: one that is lost
+    /// only leaves an instance relying on its reuse window (`denylist_cache`), as before
+    /// events existed.
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
         let remaining = issued.access_exp.saturating_sub(self.now());
-        let denied = remaining > 0 && !issued.access_jti.is_empty();
-        if denied {
-            self.store
-                .put(
+        if remaining > 0 && !issued.access_jti.is_empty() {
+            let event = Event::Revoked(&issued.access_jti).encode();
+            let sent = self
+                .store
+                .put_and_publish(
                     &store_key::denied_jti(&issued.access_jti),
                     b"1",
                     Duration::from_secs(remaining),
+                    &event,
                 )
                 .await?;
+            if !sent {
+                tracing::warn!("could not tell the other instances of a revocation; they see it within their reuse window");
+            }
         }
         if let Some(key) = &issued.access_key {
             self.store.delete(key).await?;
         }
         // Only now: a validation racing this one re-reads the denylist after it was written.
         self.validator.forget_revoked(&issued.access_jti);
-        if denied {
-            let event = Event::Revoked(&issued.access_jti).encode();
-            if let Err(e) = self.store.publish_event(&event).await {
-                tracing::warn!(error = %e, "could not tell the other instances of a revocation; they see it within their reuse window");
-            }
-        }
         Ok(())
     }
 

@@ -149,6 +149,16 @@ impl Env {
         .await
     }
 
+    /// The light client's refresh with `refresh_token`, asking for `scope` if given.
+    async fn refresh(&self, refresh_token: &str, scope: Option<&str>) -> Answer {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        form.extend(scope.map(|s| ("scope", s)));
+        self.token(Some(LIGHT_BASIC), &form).await
+    }
+
     /// A code for the SPA client, signed in as admin with HTTP Basic.
     async fn spa_code(&self, verifier: &str) -> String {
         let challenge = crypto::pkce_s256(verifier);
@@ -330,13 +340,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let first = env.admin_password().await;
     let refresh = |rt: String| {
         let env = &env;
-        async move {
-            env.token(
-                Some(LIGHT_BASIC),
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            )
-            .await
-        }
+        async move { env.refresh(&rt, None).await }
     };
     let rt1 = first.str("refresh_token").to_string();
     let second = refresh(rt1.clone()).await;
@@ -367,14 +371,7 @@ async fn a_refresh_retried_within_its_grace_gets_the_first_answer_again() {
     });
     let refresh = |rt: String, scope: Option<&'static str>| {
         let env = &env;
-        async move {
-            let mut form = vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", rt.as_str()),
-            ];
-            form.extend(scope.map(|s| ("scope", s)));
-            env.token(Some(LIGHT_BASIC), &form).await
-        }
+        async move { env.refresh(&rt, scope).await }
     };
     let rt0 = env.admin_password().await.str("refresh_token").to_string();
     let first = refresh(rt0.clone(), None).await;
@@ -426,13 +423,7 @@ async fn past_its_grace_a_retried_refresh_is_a_reuse() {
     });
     let refresh = |rt: String| {
         let env = &env;
-        async move {
-            env.token(
-                Some(LIGHT_BASIC),
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            )
-            .await
-        }
+        async move { env.refresh(&rt, None).await }
     };
     let rt0 = env.admin_password().await.str("refresh_token").to_string();
     let first = refresh(rt0.clone()).await;

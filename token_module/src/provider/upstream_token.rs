@@ -12,12 +12,19 @@ use crate::crypto;
 use crate::error::OAuthError;
 use crate::validate::VerifiedToken;
 
-/// (access token `jti`, audience, lifetime in seconds).
-type TokenAndAudience = (String, String, u64);
+/// One upstream JWT of an access token: for `audience`, minted to live `ttl` seconds,
+/// expiring at `exp`.
+struct Minted {
+    audience: String,
+    ttl: u64,
+    jwt: Arc<str>,
+    exp: u64,
+}
 
-/// Upstream JWTs by access token and audience, each with its expiry.
+/// Upstream JWTs by the `jti` of the access token they stand for (looked up without
+/// allocating; a token has one per audience and lifetime its routes ask for).
 pub(crate) struct UpstreamTokens {
-    entries: Mutex<HashMap<TokenAndAudience, (Arc<str>, u64)>>,
+    entries: Mutex<HashMap<String, Vec<Minted>>>,
     max_entries: usize,
 }
 
@@ -46,14 +53,17 @@ impl OAuthProvider {
     ) -> Result<Arc<str>, OAuthError> {
         let now = self.now();
         let renew_before = RENEW_BEFORE.min(ttl.as_secs() / 2);
-        let key = (token.jti.clone(), audience.to_string(), ttl.as_secs());
         let cache = &self.upstream_tokens;
+        let fresh = |m: &Minted| {
+            m.audience == audience && m.ttl == ttl.as_secs() && m.exp > now + renew_before
+        };
         {
             let map = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((jwt, exp)) = map.get(&key) {
-                if *exp > now + renew_before {
-                    return Ok(Arc::clone(jwt));
-                }
+            if let Some(minted) = map
+                .get(&token.jti)
+                .and_then(|all| all.iter().find(|m| fresh(m)))
+            {
+                return Ok(Arc::clone(&minted.jwt));
             }
         }
         let exp = (now + ttl.as_secs()).min(token.exp);
@@ -88,12 +98,19 @@ impl OAuthProvider {
         if exp > now + renew_before {
             let mut map = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() >= cache.max_entries {
-                map.retain(|_, (_, e)| *e > now);
+                map.retain(|_, all| all.iter().any(|m| m.exp > now));
                 if map.len() >= cache.max_entries {
                     map.clear();
                 }
             }
-            map.insert(key, (Arc::clone(&jwt), exp));
+            let all = map.entry(token.jti.clone()).or_default();
+            all.retain(|m| m.exp > now + renew_before);
+            all.push(Minted {
+                audience: audience.to_string(),
+                ttl: ttl.as_secs(),
+                jwt: Arc::clone(&jwt),
+                exp,
+            });
         }
         Ok(jwt)
     }

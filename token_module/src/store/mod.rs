@@ -86,6 +86,20 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Stores `value` under `key` for `ttl` (as [`Store::put`]), then publishes `event` (as
+    /// [`Store::publish_event`]): one round trip where the backend allows. Only the store
+    /// can fail the call; `Ok(false)` says the event could not be sent.
+    async fn put_and_publish(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        event: &str,
+    ) -> Result<bool, StoreError> {
+        self.put(key, value, ttl).await?;
+        Ok(self.publish_event(event).await.is_ok())
+    }
+
     /// Subscribes to the events processes publish on this store: the receiver yields each
     /// one and closes when the subscription is lost (subscribe again to resume; events sent
     /// in between are missed). `None`: no other process can share this store.

@@ -22,6 +22,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// `SET key value PX ttl`, then `PUBLISH channel event`; returns whether the event went out
+/// (`pcall`: a user the server's ACL keeps from pub/sub still stores).
+const PUT_AND_PUBLISH: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local sent = redis.pcall('PUBLISH', ARGV[3], ARGV[4])
+if type(sent) == 'table' and sent.err then return 0 end
+return 1";
+
 /// `INCR key`, starting the expiry window on the first increment.
 const INCR_WINDOW: &str = r"
 local n = redis.call('INCR', KEYS[1])
@@ -93,6 +101,7 @@ pub struct RedisStore {
     timeout: Duration,
     compare_and_swap: Script,
     incr_window: Script,
+    put_and_publish: Script,
 }
 
 impl RedisStore {
@@ -128,6 +137,7 @@ impl RedisStore {
             timeout,
             compare_and_swap: Script::new(COMPARE_AND_SWAP),
             incr_window: Script::new(INCR_WINDOW),
+            put_and_publish: Script::new(PUT_AND_PUBLISH),
         })
     }
 
@@ -310,6 +320,31 @@ impl Store for RedisStore {
             })
             .await?;
         Ok(reply.and_then(|value| policy_from_reply(&value)))
+    }
+
+    /// One script: the channel is not a key, so on a cluster it runs on the key's node and
+    /// the message still reaches every node's subscribers.
+    async fn put_and_publish(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        event: &str,
+    ) -> Result<bool, StoreError> {
+        let (key, channel) = (self.key(key), self.key(EVENTS_CHANNEL));
+        let sent: i64 = self
+            .run(|mut c| async move {
+                self.put_and_publish
+                    .key(key)
+                    .arg(value)
+                    .arg(ttl_ms(ttl))
+                    .arg(channel)
+                    .arg(event)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(sent == 1)
     }
 
     async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
