@@ -25,9 +25,10 @@ use crate::routes::{Route, RouteAuth};
 use token_module::bearer::{self, BearerError};
 use token_module::VerifiedToken;
 
-/// The forwarding headers the upstream gets, named once.
-const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+/// The forwarding headers the upstream gets, as written on the wire: Pingora keeps a static
+/// name as it is, where it would copy an `http::HeaderName` for each request.
+const X_FORWARDED_FOR: &str = "X-Forwarded-For";
+const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
 /// Pingora's keep-alive timeout for HTTP/1.1 connections, unless told otherwise.
 const PINGORA_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -184,6 +185,25 @@ impl Gateway {
     }
 }
 
+/// `X-Forwarded-For` for a client that sent none: its address, rendered once for the
+/// requests of one address in a row on this thread (every request of a keep-alive
+/// connection repeats it); the value is shared, not copied.
+fn forwarded_for(ip: IpAddr) -> http::HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, http::HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((seen, value)) if *seen == ip => value.clone(),
+        _ => {
+            let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))
+                .expect("an IP address is a valid header value");
+            *last = Some((ip, value.clone()));
+            value
+        }
+    })
+}
+
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
@@ -308,10 +328,13 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
-        let selected =
-            config
-                .routes
-                .select(request_host(req).as_deref(), &req.method, ctx.path(req));
+        // The host is read into normal form once, and only if a route names one.
+        let host = std::cell::OnceCell::new();
+        let selected = config.routes.select(
+            || host.get_or_init(|| request_host(req)).as_deref(),
+            &req.method,
+            ctx.path(req),
+        );
         let Some(route) = selected.map(Arc::clone) else {
             respond::write(session, GatewayError::NoRoute.into_response()).await?;
             return Ok(true);
@@ -517,11 +540,12 @@ impl ProxyHttp for Gateway {
         if let Some(ip) = ctx.peer {
             let forwarded = match upstream_request
                 .headers
-                .get(&X_FORWARDED_FOR)
+                .get(X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
             {
-                Some(earlier) => format!("{earlier}, {ip}"),
-                None => ip.to_string(),
+                Some(earlier) => http::HeaderValue::try_from(format!("{earlier}, {ip}"))
+                    .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For"))?,
+                None => forwarded_for(ip),
             };
             upstream_request.insert_header(X_FORWARDED_FOR, forwarded)?;
         }

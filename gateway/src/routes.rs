@@ -110,13 +110,20 @@ impl Route {
         )
     }
 
-    fn matches(&self, host: Option<&str>, method: &Method, path: &str) -> bool {
+    /// Whether the route takes a request for `path` with `method` from `host` (asked only
+    /// of a route that names a host).
+    fn matches<'h>(
+        &self,
+        host: &mut impl FnMut() -> Option<&'h str>,
+        method: &Method,
+        path: &str,
+    ) -> bool {
         path_has_prefix(path, &self.path_prefix)
             && (self.methods.is_empty() || self.methods.contains(method))
             && self
                 .host
                 .as_deref()
-                .is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
+                .is_none_or(|want| host().is_some_and(|h| h.eq_ignore_ascii_case(want)))
     }
 }
 
@@ -150,9 +157,17 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The route for a request; `host` is the `Host` without its port.
-    pub fn select(&self, host: Option<&str>, method: &Method, path: &str) -> Option<&Arc<Route>> {
-        self.routes.iter().find(|r| r.matches(host, method, path))
+    /// The route for a request; `host` gives the `Host` without its port, and is called only
+    /// when a route that names a host is a candidate (most tables name none).
+    pub fn select<'h>(
+        &self,
+        mut host: impl FnMut() -> Option<&'h str>,
+        method: &Method,
+        path: &str,
+    ) -> Option<&Arc<Route>> {
+        self.routes
+            .iter()
+            .find(|r| r.matches(&mut host, method, path))
     }
 
     pub fn len(&self) -> usize {
@@ -227,7 +242,7 @@ mod tests {
     }
 
     fn pick<'a>(t: &'a RouteTable, host: Option<&str>, m: Method, path: &str) -> Option<&'a str> {
-        t.select(host, &m, path).map(|r| r.name.as_str())
+        t.select(|| host, &m, path).map(|r| r.name.as_str())
     }
 
     #[test]
@@ -248,13 +263,15 @@ mod tests {
             route("/a", None, &[Method::POST]),
         ]);
         assert_eq!(
-            t.select(Some("API.example.com"), &Method::GET, "/a")
+            t.select(|| Some("API.example.com"), &Method::GET, "/a")
                 .map(|r| r.host.is_some()),
             Some(true)
         );
-        let post = t.select(None, &Method::POST, "/a").expect("route");
+        let post = t.select(|| None, &Method::POST, "/a").expect("route");
         assert_eq!(post.methods, vec![Method::POST]);
-        let get = t.select(Some("other"), &Method::GET, "/a").expect("route");
+        let get = t
+            .select(|| Some("other"), &Method::GET, "/a")
+            .expect("route");
         assert!(get.host.is_none() && get.methods.is_empty());
     }
 

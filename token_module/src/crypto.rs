@@ -47,13 +47,6 @@ pub fn id() -> String {
     B64.encode(random_bytes::<16>())
 }
 
-/// SHA-256 of `value`: the key of the verified-token cache.
-pub fn digest(value: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, value.as_bytes()).as_ref());
-    out
-}
-
 /// SHA-256 of `value` as hex: how codes and tokens are named in the store, so that the store
 /// never holds a usable secret.
 pub fn digest_hex(value: &str) -> String {

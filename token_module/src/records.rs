@@ -43,10 +43,11 @@ pub struct IssuedTokens {
     /// Unix expiry of the access token.
     pub access_exp: u64,
     /// Store key of an opaque access token, to delete it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<String>,
-    /// Refresh-token family, if a refresh token was issued.
-    #[serde(default)]
+    /// Refresh-token family, if a refresh token was issued (never set on the tokens a
+    /// family record lists: they are that family's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_id: Option<String>,
 }
 
@@ -149,7 +150,13 @@ impl RefreshFamily {
     /// lives. Returns the tokens pushed out over [`MAX_EARLIER_ACCESS_TOKENS`]: the caller
     /// denies them.
     pub fn rotate_access(&mut self, issued: IssuedTokens, now: u64) -> Vec<IssuedTokens> {
-        let previous = std::mem::replace(&mut self.latest, issued);
+        let issued = IssuedTokens {
+            family_id: None,
+            ..issued
+        };
+        let mut previous = std::mem::replace(&mut self.latest, issued);
+        // A record written before family ids were left out still names its family here.
+        previous.family_id = None;
         self.earlier.retain(|t| t.access_exp > now);
         if previous.access_exp > now {
             self.earlier.push(previous);
@@ -257,5 +264,28 @@ mod tests {
         assert_eq!(family.earlier.len(), MAX_EARLIER_ACCESS_TOKENS);
         let out: Vec<&str> = pushed_out.iter().map(|t| t.access_jti.as_str()).collect();
         assert_eq!(out, ["a1", "a2", "a3"]);
+    }
+
+    /// A family record is read and rewritten on every refresh: its tokens carry only what
+    /// denying them needs, and records written before that still read.
+    #[test]
+    fn a_family_lists_its_tokens_without_the_family_id() {
+        let mut family = RefreshFamily::tombstone(1000);
+        let with_family = |jti: &str| IssuedTokens {
+            family_id: Some("f1".into()),
+            ..access(jti, 500)
+        };
+        family.latest = with_family("a0");
+        family.rotate_access(with_family("a1"), 10);
+        let json = serde_json::to_string(&family).expect("json");
+        assert!(
+            !json.contains("family_id") && !json.contains("access_key"),
+            "{json}"
+        );
+        let earlier = r#"{"access_jti":"a0","access_exp":500,"access_key":null,"family_id":"f1"}"#;
+        let old = json.replace(r#"{"access_jti":"a0","access_exp":500}"#, earlier);
+        assert_ne!(old, json);
+        let read: RefreshFamily = serde_json::from_str(&old).expect("an earlier record");
+        assert_eq!(read.earlier[0].family_id.as_deref(), Some("f1"));
     }
 }

@@ -210,7 +210,10 @@ impl OAuthProvider {
             auth_time,
             current: digest.clone(),
             expires_at: self.now() + ttl.as_secs(),
-            latest: latest.clone(),
+            latest: IssuedTokens {
+                family_id: None,
+                ..latest.clone()
+            },
             earlier: Vec::new(),
             revoked: false,
             retry: None,

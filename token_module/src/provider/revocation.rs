@@ -24,20 +24,32 @@ impl OAuthProvider {
     /// only leaves an instance relying on its reuse window (`denylist_cache`), as before
     /// events existed.
     pub(crate) async fn deny_access_token(&self, issued: &IssuedTokens) -> Result<(), OAuthError> {
+        self.deny(issued, true).await
+    }
+
+    /// Denylists an access token its refresh-token family can no longer remember (see
+    /// [`RefreshFamily::rotate_access`]), so that revoking the family later still covers it.
+    /// Nothing was revoked, so nothing is announced: its client already holds a newer token,
+    /// and the other instances see the denial within their reuse window.
+    pub(crate) async fn retire_access_token(
+        &self,
+        issued: &IssuedTokens,
+    ) -> Result<(), OAuthError> {
+        self.deny(issued, false).await
+    }
+
+    async fn deny(&self, issued: &IssuedTokens, announce: bool) -> Result<(), OAuthError> {
         let remaining = issued.access_exp.saturating_sub(self.now());
         if remaining > 0 && !issued.access_jti.is_empty() {
-            let event = Event::Revoked(&issued.access_jti).encode();
-            let sent = self
-                .store
-                .put_and_publish(
-                    &store_key::denied_jti(&issued.access_jti),
-                    b"1",
-                    Duration::from_secs(remaining),
-                    &event,
-                )
-                .await?;
-            if !sent {
-                tracing::warn!("could not tell the other instances of a revocation; they see it within their reuse window");
+            let key = store_key::denied_jti(&issued.access_jti);
+            let ttl = Duration::from_secs(remaining);
+            if announce {
+                let event = Event::Revoked(&issued.access_jti).encode();
+                if !self.store.put_and_publish(&key, b"1", ttl, &event).await? {
+                    tracing::warn!("could not tell the other instances of a revocation; they see it within their reuse window");
+                }
+            } else {
+                self.store.put(&key, b"1", ttl).await?;
             }
         }
         if let Some(key) = &issued.access_key {

@@ -77,7 +77,7 @@ impl OAuthProvider {
             Some(RetryAnswer::seal(token, self.now(), &tokens).ok_or(OAuthError::ServerError)?)
         };
         for superseded in rotated.rotate_access(issued.clone(), self.now()) {
-            self.deny_access_token(&superseded).await?;
+            self.retire_access_token(&superseded).await?;
         }
         let new_value = serde_json::to_vec(&rotated).map_err(|_| OAuthError::ServerError)?;
         if !self
