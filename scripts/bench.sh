@@ -7,6 +7,7 @@
 #   scripts/bench.sh          # the bench: a Markdown table, about 8 minutes with the defaults
 #   scripts/bench.sh soak     # (or BENCH_SOAK=1) the soak: memory under a long steady load
 #   scripts/bench.sh fleet    # one gateway against two on one Redis, with Redis's CPU share
+#   scripts/bench.sh instructions  # instructions per proxied request, bare Pingora and Tollgate
 #
 # The bench measures the raw RS256 signing rate of one thread and drives each scenario; each
 # proxy row is compared with a bare Pingora proxy (benches/bare_pingora.rs) measured in the same
@@ -28,6 +29,14 @@
 # a 2-core machine the load generators, the upstream and Redis share the gateways' cores, so
 # the aggregate shows where this machine, not the design, stops scaling.
 #
+# The instructions mode runs bare Pingora and the gateway under valgrind's callgrind, one at a
+# time, and counts the user-space instructions each spends per request of the proxy rows: a
+# count that, unlike requests per second, does not move with the machine's other tenants. Each
+# count comes from two measured runs of different lengths (2 s and 8 s), so what a run does
+# once (each connection's token request) cancels out. It prints each row's instructions, their
+# ratio to bare Pingora's, and where the protected route's instructions go in Tollgate's own
+# code (inclusive, per request). It takes about two minutes.
+#
 # The gateway and the bare proxy are pinned to core 0; the load generator, the upstream and
 # Redis (a separate server in any real deployment) to core 1.
 #
@@ -42,8 +51,8 @@ cd "$(dirname "$0")/.."
 mode="${1:-bench}"
 [ "${BENCH_SOAK:-}" = 1 ] && mode=soak
 case "$mode" in
-  bench | soak | fleet) ;;
-  *) echo "usage: scripts/bench.sh [soak | fleet]" >&2; exit 2 ;;
+  bench | soak | fleet | instructions) ;;
+  *) echo "usage: scripts/bench.sh [soak | fleet | instructions]" >&2; exit 2 ;;
 esac
 seconds="${BENCH_SECONDS:-4}"
 rounds="${BENCH_ROUNDS:-5}"
@@ -61,7 +70,10 @@ trap cleanup EXIT
 build() {
   scripts/setup.sh --test
   command -v taskset >/dev/null 2>&1 || { apt-get install -y -qq util-linux >/dev/null; }
-  cargo build --release -p gateway --bin tollgate --example echo_upstream --example loadgen --example bare_pingora
+  # The gateway on its own, as it ships: built with the examples, it would get the
+  # test-only features of their dev-dependencies (tokio's mockable clock).
+  cargo build --release -p gateway --bin tollgate
+  cargo build --release -p gateway --example echo_upstream --example loadgen --example bare_pingora
   mkdir -p "$out"
 }
 
@@ -263,6 +275,70 @@ fleet() {
     awk -v s="$scenario" -v o="$one" -v so="$share_one" -v t="$two" -v st="$share_two" \
       'BEGIN { printf "| %s | %.0f | %s | %s | %s | %.2f |\n", s, o, so, t, st, t / o }'
   done
+}
+
+# Under callgrind: `name port command...` runs the command, drives `scenario` at it (8
+# connections) for 2 s and for 8 s, and prints the instructions per request from the two
+# counts' difference. The dump of the long run stays in $out/callgrind.<name>.
+count_instructions() { # name scenario port command...
+  local name=$1 scenario=$2 port=$3
+  shift 3
+  rm -f "$out/callgrind.$name".*
+  valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$name.%p" "$@" >"$out/valgrind.$name.log" 2>&1 &
+  local vg=$!
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.2
+  done
+  drive() { "$loadgen" run --target "http://127.0.0.1:$port" --scenario "$scenario" --connections 8 --seconds "$1" --warmup 0 --timeout-ms 30000 --jsonl | sed 's/.*"requests":\([0-9]*\).*/\1/'; }
+  drive 2 >/dev/null # warm-up: caches filled, connections pooled
+  local short long
+  callgrind_control -z "$vg" >/dev/null; short=$(drive 2); callgrind_control -d "$vg" >/dev/null
+  callgrind_control -z "$vg" >/dev/null; long=$(drive 8); callgrind_control -d "$vg" >/dev/null
+  kill "$vg"; wait "$vg" 2>/dev/null || true
+  echo "$short $long" >"$out/callgrind.$name.requests"
+  total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'; }
+  local a b
+  a=$(total "$(ls "$out/callgrind.$name".*.1)")
+  b=$(total "$(ls "$out/callgrind.$name".*.2)")
+  awk -v a="$a" -v b="$b" -v x="$short" -v y="$long" 'BEGIN { printf "%.0f\n", (b - a) / (y - x) }'
+}
+
+instructions() {
+  command -v valgrind >/dev/null 2>&1 || apt-get install -y -qq valgrind >/dev/null
+  check_ports 16882 16883 19090 18080 16379
+  taskset -c 1 redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --logfile "" >"$out/redis.log" 2>&1 &
+  pids+=($!)
+  taskset -c 1 target/release/examples/echo_upstream 127.0.0.1:18080 >"$out/upstream.log" 2>&1 &
+  pids+=($!)
+  # Valgrind slows the gateway down some fifty times: the store gets more time to answer.
+  sed -e "s#timeout_ms: 1000#timeout_ms: 20000#" -e "s#private_key: keys/#private_key: $PWD/conf/keys/#" \
+    conf/bench.yaml >"$out/bench-callgrind.yaml"
+  local bare
+  bare=$(count_instructions bare bare_pingora 16883 target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1)
+  echo "| row | instructions per request | bare Pingora / row |"
+  echo "| --- | --- | --- |"
+  echo "| bare_pingora | $bare | 1.00 |"
+  for scenario in unprotected protected protected_opaque; do
+    local n
+    n=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "$scenario" "$scenario" 16882 target/release/tollgate --config "$out/bench-callgrind.yaml")
+    awk -v s="$scenario" -v n="$n" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'
+  done
+  echo
+  echo "Where the protected route's instructions go in Tollgate's own code (inclusive, per request):"
+  echo
+  local short long
+  read -r short long <"$out/callgrind.protected.requests"
+  # Per function, the long run's count less the short run's, over the requests between them.
+  for part in 1 2; do
+    callgrind_annotate --inclusive=yes --auto=no --threshold=99.9 "$(ls "$out/callgrind.protected".*."$part")" 2>/dev/null \
+      | grep -E '^ *[0-9,]+ \([^)]*\) +[^ ]*(gateway|token_module)/src/' \
+      | sed -E "s/^ *([0-9,]+) \([^)]*\) +[^ ]*\/src\/[^:]*:/$part \\1 /; s/ \\[.*//"
+  done | awk -v n="$(( long - short ))" '
+      { count = $2; gsub(",", "", count); name = $0; sub(/^[12] [0-9,]+ /, "", name)
+        if (count > best[$1, name]) best[$1, name] = count; names[name] = 1 }
+      END { for (name in names) if (name !~ /EdgeApp|process_new/) printf "%8.0f  %s\n", (best[2, name] - best[1, name]) / n, name }' \
+    | sort -rn | head -12
 }
 
 build
