@@ -658,3 +658,19 @@ impl ProxyHttp for Gateway {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The remembered value is the last address's only: clients alternating on one thread
+    /// each get their own.
+    #[test]
+    fn forwarded_for_names_the_address_it_is_given() {
+        let v4: IpAddr = "192.0.2.7".parse().expect("ip");
+        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+        for ip in [v4, v4, v6, v4, v6, v6] {
+            assert_eq!(forwarded_for(ip), ip.to_string().as_str());
+        }
+    }
+}

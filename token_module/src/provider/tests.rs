@@ -618,3 +618,94 @@ async fn not_yet_valid_and_foreign_tokens_are_refused() {
     assert!(env.valid(&tampered).await.is_err());
     assert!(env.valid("not-a-token").await.is_err());
 }
+
+/// A memory store that records the events published through it.
+struct Announcements {
+    inner: MemoryStore,
+    events: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl crate::store::Store for Announcements {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put(key, value, ttl).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_if_absent(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.take(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.compare_and_swap(key, expected, new, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.inner.incr(key, ttl).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.to_string());
+        Ok(())
+    }
+}
+
+/// A client refreshing faster than its access tokens expire pushes the oldest out of its
+/// family's memory: that token is denied at once (a later revocation of the family could not
+/// reach it), but nothing was revoked, so nothing is announced; revoking the family is.
+#[tokio::test]
+async fn a_token_pushed_out_of_its_family_is_denied_without_an_announcement() {
+    let clock = Arc::new(ManualClock::new(START));
+    let store = Arc::new(Announcements {
+        inner: MemoryStore::new(""),
+        events: std::sync::Mutex::new(Vec::new()),
+    });
+    let provider = OAuthProvider::with_clock(
+        demo_config(),
+        Arc::clone(&store) as _,
+        Arc::clone(&clock) as _,
+    )
+    .expect("provider");
+    let env = Env { provider, clock };
+    let first = env.admin_password().await;
+    let oldest = first.str("access_token").to_string();
+    let second = first.str("refresh_token").to_string();
+    let mut refresh = second;
+    for _ in 0..crate::records::MAX_EARLIER_ACCESS_TOKENS {
+        let next = env.refresh(&refresh, None).await;
+        assert_eq!(next.status, 200, "{}", next.json);
+        refresh = next.str("refresh_token").to_string();
+    }
+    assert_eq!(env.valid(&oldest).await, Ok(()), "still remembered");
+    let next = env.refresh(&refresh, None).await;
+    assert_eq!(next.status, 200, "{}", next.json);
+    assert!(env.valid(&oldest).await.is_err(), "pushed out, so denied");
+    let events = |s: &Announcements| s.events.lock().unwrap_or_else(|p| p.into_inner()).len();
+    assert_eq!(events(&store), 0);
+    assert_eq!(env.revoke(next.str("refresh_token")).await, 200);
+    assert!(
+        events(&store) > crate::records::MAX_EARLIER_ACCESS_TOKENS,
+        "one per live token"
+    );
+}
