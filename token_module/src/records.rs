@@ -51,6 +51,16 @@ pub struct IssuedTokens {
     pub family_id: Option<String>,
 }
 
+impl IssuedTokens {
+    /// As a family record lists it: without the family id, which is the record's own.
+    pub fn listed(self) -> Self {
+        Self {
+            family_id: None,
+            ..self
+        }
+    }
+}
+
 /// `code_used:<digest>`: what a redeemed code produced, kept so that a replay of the code can
 /// revoke it (RFC 6749 4.1.2).
 #[derive(Debug, Serialize, Deserialize)]
@@ -150,13 +160,8 @@ impl RefreshFamily {
     /// lives. Returns the tokens pushed out over [`MAX_EARLIER_ACCESS_TOKENS`]: the caller
     /// denies them.
     pub fn rotate_access(&mut self, issued: IssuedTokens, now: u64) -> Vec<IssuedTokens> {
-        let issued = IssuedTokens {
-            family_id: None,
-            ..issued
-        };
-        let mut previous = std::mem::replace(&mut self.latest, issued);
-        // A record written before family ids were left out still names its family here.
-        previous.family_id = None;
+        // A record written before family ids were left out still names its family in `latest`.
+        let previous = std::mem::replace(&mut self.latest, issued.listed()).listed();
         self.earlier.retain(|t| t.access_exp > now);
         if previous.access_exp > now {
             self.earlier.push(previous);

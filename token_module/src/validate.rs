@@ -198,14 +198,12 @@ impl TokenCache {
         (u128::from(half(0)) << 64) | u128::from(half(1))
     }
 
-    fn get(&self, token: &str, now: u64) -> Option<Arc<VerifiedToken>> {
-        let key = self.key(token);
+    fn get(&self, key: u128, now: u64) -> Option<Arc<VerifiedToken>> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&key).filter(|t| t.exp > now).cloned()
     }
 
-    fn insert(&self, token: &str, verified: Arc<VerifiedToken>, now: u64) {
-        let key = self.key(token);
+    fn insert(&self, key: u128, verified: Arc<VerifiedToken>, now: u64) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.max_entries {
             map.retain(|_, t| t.exp > now);
@@ -318,12 +316,13 @@ impl Validator {
         token: &str,
         now: u64,
     ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
-        if let Some(hit) = self.token_cache.get(token, now) {
+        let key = self.token_cache.key(token);
+        if let Some(hit) = self.token_cache.get(key, now) {
             return Ok((hit, true));
         }
         let digest = crypto::digest_hex(token);
         let verified = fetch_opaque(store, &digest, now).await?;
-        self.token_cache.insert(token, Arc::clone(&verified), now);
+        self.token_cache.insert(key, Arc::clone(&verified), now);
         Ok((verified, false))
     }
 
@@ -335,13 +334,14 @@ impl Validator {
         now: u64,
     ) -> Result<(Arc<VerifiedToken>, bool), Rejection> {
         let leeway = config.leeway.as_secs();
-        if let Some(hit) = self.token_cache.get(token, now.saturating_sub(leeway)) {
+        let key = self.token_cache.key(token);
+        if let Some(hit) = self.token_cache.get(key, now.saturating_sub(leeway)) {
             if hit.nbf.is_none_or(|nbf| nbf <= now + leeway) {
                 return Ok((hit, true));
             }
         }
         let verified = Arc::new(verify_jwt_uncached(config, token, now)?);
-        self.token_cache.insert(token, Arc::clone(&verified), now);
+        self.token_cache.insert(key, Arc::clone(&verified), now);
         Ok((verified, false))
     }
 }
@@ -509,18 +509,16 @@ mod tests {
     fn the_token_cache_answers_for_the_same_token_only() {
         let cache = TokenCache::new(10);
         let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-        cache.insert(token, verified("j1", 100), 0);
-        assert_eq!(
-            cache.get(token, 10).map(|t| t.jti.clone()),
-            Some("j1".into())
-        );
-        assert!(cache.get(&token.replace("c2ln", "c2lm"), 10).is_none());
-        assert!(cache.get(&format!("{token}x"), 10).is_none());
-        assert!(cache.get(&token[..token.len() - 1], 10).is_none());
-        assert!(cache.get(token, 100).is_none(), "expired");
+        let get = |token: &str, now| cache.get(cache.key(token), now);
+        cache.insert(cache.key(token), verified("j1", 100), 0);
+        assert_eq!(get(token, 10).map(|t| t.jti.clone()), Some("j1".into()));
+        assert!(get(&token.replace("c2ln", "c2lm"), 10).is_none());
+        assert!(get(&format!("{token}x"), 10).is_none());
+        assert!(get(&token[..token.len() - 1], 10).is_none());
+        assert!(get(token, 100).is_none(), "expired");
         assert_ne!(cache.key(token), TokenCache::new(10).key(token));
         assert_ne!(cache.key("ab"), cache.key("ba"));
         cache.remove(token);
-        assert!(cache.get(token, 10).is_none());
+        assert!(get(token, 10).is_none());
     }
 }

@@ -210,10 +210,7 @@ impl OAuthProvider {
             auth_time,
             current: digest.clone(),
             expires_at: self.now() + ttl.as_secs(),
-            latest: IssuedTokens {
-                family_id: None,
-                ..latest.clone()
-            },
+            latest: latest.clone().listed(),
             earlier: Vec::new(),
             revoked: false,
             retry: None,

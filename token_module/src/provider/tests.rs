@@ -49,8 +49,12 @@ fn env() -> Env {
 
 /// The demo configuration changed by `edit`.
 fn env_configured(edit: impl FnOnce(&mut OAuthConfig)) -> Env {
+    env_with(Arc::new(MemoryStore::new("test:")), edit)
+}
+
+/// The demo configuration changed by `edit`, on `store`.
+fn env_with(store: Arc<dyn crate::store::Store>, edit: impl FnOnce(&mut OAuthConfig)) -> Env {
     let clock = Arc::new(ManualClock::new(START));
-    let store = Arc::new(MemoryStore::new("test:"));
     let mut config = demo_config();
     edit(&mut config);
     let provider =
@@ -437,15 +441,31 @@ async fn past_its_grace_a_retried_refresh_is_a_reuse() {
     );
 }
 
-/// A memory store whose refresh-family swaps wait until two are under way: two refreshes
-/// that run at once then both read the family before either swaps, every time.
-struct RacingSwaps {
+/// A memory store the tests watch: with `racing`, its refresh-family swaps wait until two are
+/// under way (two refreshes that run at once then both read the family before either swaps,
+/// every time); every event published through it is kept.
+struct WatchedStore {
     inner: MemoryStore,
-    gate: tokio::sync::Barrier,
+    racing: Option<tokio::sync::Barrier>,
+    events: std::sync::Mutex<Vec<String>>,
+}
+
+impl WatchedStore {
+    fn new(racing: bool) -> Self {
+        Self {
+            inner: MemoryStore::new(""),
+            racing: racing.then(|| tokio::sync::Barrier::new(2)),
+            events: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn events(&self) -> usize {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
 
 #[async_trait::async_trait]
-impl crate::store::Store for RacingSwaps {
+impl crate::store::Store for WatchedStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.inner.put(key, value, ttl).await
     }
@@ -470,9 +490,9 @@ impl crate::store::Store for RacingSwaps {
         new: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        if key.starts_with("rtf:") {
+        if let Some(gate) = self.racing.as_ref().filter(|_| key.starts_with("rtf:")) {
             // A lone swap (a revocation) goes on after a while.
-            let _ = tokio::time::timeout(Duration::from_millis(500), self.gate.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), gate.wait()).await;
         }
         self.inner.compare_and_swap(key, expected, new, ttl).await
     }
@@ -485,22 +505,22 @@ impl crate::store::Store for RacingSwaps {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.to_string());
+        Ok(())
+    }
 }
 
 #[tokio::test]
 async fn two_sends_of_one_refresh_at_once_get_one_answer_within_the_grace() {
-    let clock = Arc::new(ManualClock::new(START));
-    let store = Arc::new(RacingSwaps {
-        inner: MemoryStore::new(""),
-        gate: tokio::sync::Barrier::new(2),
+    let env = env_with(Arc::new(WatchedStore::new(true)), |config| {
+        if let Some(light) = config.clients.get_mut(LIGHT_ID) {
+            light.refresh_retry_grace = Duration::from_secs(30);
+        }
     });
-    let mut config = demo_config();
-    if let Some(light) = config.clients.get_mut(LIGHT_ID) {
-        light.refresh_retry_grace = Duration::from_secs(30);
-    }
-    let provider =
-        OAuthProvider::with_clock(config, store, Arc::clone(&clock) as _).expect("provider");
-    let env = Env { provider, clock };
     for _ in 0..5 {
         let rt0 = env.admin_password().await.str("refresh_token").to_string();
         let form = [
@@ -619,79 +639,16 @@ async fn not_yet_valid_and_foreign_tokens_are_refused() {
     assert!(env.valid("not-a-token").await.is_err());
 }
 
-/// A memory store that records the events published through it.
-struct Announcements {
-    inner: MemoryStore,
-    events: std::sync::Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl crate::store::Store for Announcements {
-    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.inner.put(key, value, ttl).await
-    }
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.put_if_absent(key, value, ttl).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.take(key).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: &[u8],
-        new: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.compare_and_swap(key, expected, new, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        self.inner.incr(key, ttl).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn publish_event(&self, event: &str) -> Result<(), StoreError> {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event.to_string());
-        Ok(())
-    }
-}
-
 /// A client refreshing faster than its access tokens expire pushes the oldest out of its
 /// family's memory: that token is denied at once (a later revocation of the family could not
 /// reach it), but nothing was revoked, so nothing is announced; revoking the family is.
 #[tokio::test]
 async fn a_token_pushed_out_of_its_family_is_denied_without_an_announcement() {
-    let clock = Arc::new(ManualClock::new(START));
-    let store = Arc::new(Announcements {
-        inner: MemoryStore::new(""),
-        events: std::sync::Mutex::new(Vec::new()),
-    });
-    let provider = OAuthProvider::with_clock(
-        demo_config(),
-        Arc::clone(&store) as _,
-        Arc::clone(&clock) as _,
-    )
-    .expect("provider");
-    let env = Env { provider, clock };
+    let store = Arc::new(WatchedStore::new(false));
+    let env = env_with(Arc::clone(&store) as _, |_| {});
     let first = env.admin_password().await;
     let oldest = first.str("access_token").to_string();
-    let second = first.str("refresh_token").to_string();
-    let mut refresh = second;
+    let mut refresh = first.str("refresh_token").to_string();
     for _ in 0..crate::records::MAX_EARLIER_ACCESS_TOKENS {
         let next = env.refresh(&refresh, None).await;
         assert_eq!(next.status, 200, "{}", next.json);
@@ -701,11 +658,10 @@ async fn a_token_pushed_out_of_its_family_is_denied_without_an_announcement() {
     let next = env.refresh(&refresh, None).await;
     assert_eq!(next.status, 200, "{}", next.json);
     assert!(env.valid(&oldest).await.is_err(), "pushed out, so denied");
-    let events = |s: &Announcements| s.events.lock().unwrap_or_else(|p| p.into_inner()).len();
-    assert_eq!(events(&store), 0);
+    assert_eq!(store.events(), 0);
     assert_eq!(env.revoke(next.str("refresh_token")).await, 200);
     assert!(
-        events(&store) > crate::records::MAX_EARLIER_ACCESS_TOKENS,
+        store.events() > crate::records::MAX_EARLIER_ACCESS_TOKENS,
         "one per live token"
     );
 }
