@@ -236,6 +236,50 @@ async fn upstream_down_gives_502_and_slow_upstream_504() {
     );
 }
 
+/// `server.upstream_forwarded_header`: one RFC 7239 `Forwarded` header appended to what
+/// came (over plain HTTP and TLS), or no forwarding header added at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_gets_the_forwarding_header_style_configured() {
+    let up = start_upstream("echo").await;
+    let with = |style: &str| {
+        Gateway::start(GatewayOptions {
+            routes: route("/v1", &[up], ""),
+            server_yaml: format!("  upstream_forwarded_header: {style}\n"),
+            ..Default::default()
+        })
+    };
+    let http = client();
+    let echo = |url: String, earlier: Option<&'static str>| {
+        let http = http.clone();
+        async move {
+            let mut req = http.get(url);
+            if let Some(earlier) = earlier {
+                req = req.header("forwarded", earlier);
+            }
+            let resp = req.send().await.expect("request");
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+
+    let gw = with("forwarded");
+    let got = echo(gw.url("/v1/a"), None).await;
+    assert_eq!(got["headers"]["forwarded"][0], "for=127.0.0.1;proto=http");
+    assert!(got["headers"]["x-forwarded-for"].is_null(), "{got}");
+    assert!(got["headers"]["x-forwarded-proto"].is_null(), "{got}");
+    let got = echo(gw.https_url("/v1/a"), Some("for=192.0.2.1")).await;
+    assert_eq!(
+        got["headers"]["forwarded"][0],
+        "for=192.0.2.1, for=127.0.0.1;proto=https"
+    );
+
+    let gw = with("none");
+    let got = echo(gw.url("/v1/a"), Some("for=192.0.2.1")).await;
+    assert_eq!(got["headers"]["forwarded"][0], "for=192.0.2.1");
+    assert!(got["headers"]["x-forwarded-for"].is_null(), "{got}");
+    assert!(got["headers"]["x-forwarded-proto"].is_null(), "{got}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_listener_serves_the_demo_certificate() {
     let up = start_upstream("echo").await;

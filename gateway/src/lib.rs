@@ -11,6 +11,7 @@ pub mod config;
 pub mod connection;
 pub mod cors;
 pub mod error;
+pub mod forwarding;
 pub mod identity;
 pub mod live;
 pub mod metrics;

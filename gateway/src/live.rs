@@ -23,6 +23,7 @@ use crate::client_address::TrustedProxies;
 use crate::config::{
     BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, RequestLimits, STORE_URL_ENV,
 };
+use crate::forwarding::UpstreamForwarded;
 use crate::metrics::Metrics;
 use crate::normalize::PathRules;
 use crate::oauth::OAuthEndpoints;
@@ -39,6 +40,7 @@ pub struct Snapshot {
     pub request_limits: RequestLimits,
     pub connection_timeouts: ConnectionTimeouts,
     pub trusted_proxies: TrustedProxies,
+    pub upstream_forwarded: UpstreamForwarded,
     pub oauth_rate_limit: Option<Arc<RateLimit>>,
     /// Where shared rate limits count.
     pub store: Arc<dyn Store>,
@@ -190,6 +192,10 @@ fn summarize(config: &GatewayConfig) -> Summary {
             "server.trusted_proxies",
             format!("{:?}", server.trusted_proxies),
         ),
+        (
+            "server.upstream_forwarded_header",
+            format!("{:?}", server.upstream_forwarded),
+        ),
     ] {
         s.settings.insert(key, value);
     }
@@ -298,6 +304,7 @@ impl SnapshotBuilder {
             request_limits: config.server.request_limits,
             connection_timeouts: config.server.connection_timeouts,
             trusted_proxies: config.server.trusted_proxies,
+            upstream_forwarded: config.server.upstream_forwarded,
             oauth_rate_limit: config.oauth_rate_limit,
             store: Arc::clone(&self.store),
             access_log: AccessLog::open(config.server.access_log.clone(), config.server.log_json)

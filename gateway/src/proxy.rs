@@ -15,6 +15,7 @@ use crate::access_log::Entry;
 use crate::connection;
 use crate::cors;
 use crate::error::GatewayError;
+use crate::forwarding;
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::normalize::{check_method, normalize_host, request_target};
@@ -25,10 +26,6 @@ use crate::routes::{Route, RouteAuth};
 use token_module::bearer::{self, BearerError};
 use token_module::VerifiedToken;
 
-/// The forwarding headers the upstream gets, as written on the wire: Pingora keeps a static
-/// name as it is, where it would copy an `http::HeaderName` for each request.
-const X_FORWARDED_FOR: &str = "X-Forwarded-For";
-const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
 /// Pingora's keep-alive timeout for HTTP/1.1 connections, unless told otherwise.
 const PINGORA_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -183,25 +180,6 @@ impl Gateway {
         }
         Ok(Some((validated.token, validated.cached)))
     }
-}
-
-/// `X-Forwarded-For` for a client that sent none: its address, rendered once for the
-/// requests of one address in a row on this thread (every request of a keep-alive
-/// connection repeats it); the value is shared, not copied.
-fn forwarded_for(ip: IpAddr) -> http::HeaderValue {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(IpAddr, http::HeaderValue)>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((seen, value)) if *seen == ip => value.clone(),
-        _ => {
-            let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string()))
-                .expect("an IP address is a valid header value");
-            *last = Some((ip, value.clone()));
-            value
-        }
-    })
 }
 
 /// Per-request state.
@@ -500,7 +478,7 @@ impl ProxyHttp for Gateway {
 
     /// Sends the upstream the normal-form target that was matched, replaces client-sent
     /// identity headers with the token's, drops `Authorization` where the route says so, and
-    /// adds `X-Forwarded-For` and `X-Forwarded-Proto`.
+    /// adds the forwarding headers (`server.upstream_forwarded_header`).
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -537,20 +515,9 @@ impl ProxyHttp for Gateway {
         } else if auth.is_some_and(|a| !a.forward_authorization) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
-        if let Some(ip) = ctx.peer {
-            let forwarded = match upstream_request
-                .headers
-                .get(X_FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(earlier) => http::HeaderValue::try_from(format!("{earlier}, {ip}"))
-                    .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "X-Forwarded-For"))?,
-                None => forwarded_for(ip),
-            };
-            upstream_request.insert_header(X_FORWARDED_FOR, forwarded)?;
-        }
         let proto = if is_tls(session) { "https" } else { "http" };
-        upstream_request.insert_header(X_FORWARDED_PROTO, http::HeaderValue::from_static(proto))?;
+        let style = ctx.config.upstream_forwarded;
+        forwarding::add(style, upstream_request, ctx.peer, proto)?;
         Ok(())
     }
 
@@ -656,21 +623,5 @@ impl ProxyHttp for Gateway {
             ctx.path(req),
             request_host(req).as_deref().unwrap_or("-")
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The remembered value is the last address's only: clients alternating on one thread
-    /// each get their own.
-    #[test]
-    fn forwarded_for_names_the_address_it_is_given() {
-        let v4: IpAddr = "192.0.2.7".parse().expect("ip");
-        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
-        for ip in [v4, v4, v6, v4, v6, v6] {
-            assert_eq!(forwarded_for(ip), ip.to_string().as_str());
-        }
     }
 }

@@ -13,6 +13,14 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
+/// Two random 64-bit words: a SipHash key.
+pub fn random_u64s() -> [u64; 2] {
+    [
+        u64::from_le_bytes(random_bytes()),
+        u64::from_le_bytes(random_bytes()),
+    ]
+}
+
 /// An authorization code: 256 random bits, base64url (43 characters).
 pub fn authorization_code() -> String {
     B64.encode(random_bytes::<32>())

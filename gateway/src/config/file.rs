@@ -161,6 +161,11 @@ pub struct Server {
     /// The header trusted proxies name the client in: `x-forwarded-for` or `forwarded`
     /// (RFC 7239). Only that one is read. Default: `x-forwarded-for`.
     pub forwarded_header: ForwardedHeader,
+    /// What the upstream is told about the client: `x-forwarded-for` (`X-Forwarded-For`,
+    /// the peer's address appended, and `X-Forwarded-Proto`), `forwarded` (one RFC 7239
+    /// `Forwarded` header, this hop's element appended) or `none` (nothing added; what came
+    /// passes unchanged). Default: `x-forwarded-for`.
+    pub upstream_forwarded_header: UpstreamForwardedHeader,
     /// A DNS server (`ip:port`, asked over UDP) that resolves upstream names instead of
     /// the system's resolver. Default: none (the system resolver).
     pub dns_resolver: Option<String>,
@@ -176,6 +181,16 @@ pub enum ForwardedHeader {
     #[default]
     XForwardedFor,
     Forwarded,
+}
+
+/// `server.upstream_forwarded_header`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
+    None,
 }
 
 /// `server.escaped_slashes`.
@@ -218,6 +233,7 @@ impl Default for Server {
             body_timeout_ms: 30_000,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            upstream_forwarded_header: UpstreamForwardedHeader::default(),
             access_log: "stderr".into(),
             dns_resolver: None,
         }

@@ -15,6 +15,7 @@ use token_module::StoreUrl;
 use crate::access_log::Destination;
 use crate::balancer::Resolver;
 use crate::client_address::TrustedProxies;
+use crate::forwarding::UpstreamForwarded;
 use crate::identity::IdentityHeaders;
 use crate::normalize::PathRules;
 use crate::rate_limit::RateLimit;
@@ -70,6 +71,8 @@ pub struct ServerSettings {
     pub connection_timeouts: ConnectionTimeouts,
     /// Peers whose forwarding headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Which forwarding headers the upstream gets.
+    pub upstream_forwarded: UpstreamForwarded,
     /// Where access-log lines go.
     pub access_log: Destination,
     /// Who resolves upstream names, and the DNS server's address if not the system.

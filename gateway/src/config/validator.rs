@@ -17,6 +17,7 @@ use crate::access_log::Destination;
 use crate::balancer::{Balancer, BalancerSettings, HealthCheckSettings, Resolver, UpstreamName};
 use crate::client_address::{ForwardedHeader, TrustedProxies};
 use crate::cors::CorsPolicy;
+use crate::forwarding::UpstreamForwarded;
 use crate::identity::IdentityHeaders;
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::rate_limit::{RateKey, RateLimit};
@@ -252,6 +253,11 @@ impl Validator<'_> {
         };
         let trusted_proxies = TrustedProxies::parse(&s.trusted_proxies, header)
             .map_err(|e| self.err("server.trusted_proxies", e))?;
+        let upstream_forwarded = match s.upstream_forwarded_header {
+            file::UpstreamForwardedHeader::XForwardedFor => UpstreamForwarded::XForwardedFor,
+            file::UpstreamForwardedHeader::Forwarded => UpstreamForwarded::Forwarded,
+            file::UpstreamForwardedHeader::None => UpstreamForwarded::None,
+        };
         let access_log = match s.access_log.as_str() {
             "off" => Destination::Off,
             "stderr" => Destination::Stderr,
@@ -297,6 +303,7 @@ impl Validator<'_> {
                 body: Duration::from_millis(s.body_timeout_ms),
             },
             trusted_proxies,
+            upstream_forwarded,
             path_rules: PathRules {
                 merge_slashes: s.merge_slashes,
                 escaped_slashes: match s.escaped_slashes {
