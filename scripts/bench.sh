@@ -330,6 +330,13 @@ instructions() {
     n=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "$scenario" "$scenario" 16882 target/release/tollgate --config "$out/bench-callgrind.yaml")
     awk -v s="$scenario" -v n="$n" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'
   done
+  # The unprotected route with one RFC 7239 header, and with none (server.upstream_forwarded_header).
+  for style in forwarded none; do
+    sed "s/^server:$/server:\n  upstream_forwarded_header: $style/" "$out/bench-callgrind.yaml" >"$out/bench-callgrind-$style.yaml"
+    local n
+    n=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "unprotected_$style" unprotected 16882 target/release/tollgate --config "$out/bench-callgrind-$style.yaml")
+    awk -v s="unprotected, upstream_forwarded_header: $style" -v n="$n" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'
+  done
   echo
   echo "Where the protected route's instructions go in Tollgate's own code (inclusive, per request):"
   echo

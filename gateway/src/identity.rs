@@ -8,10 +8,37 @@ use token_module::VerifiedToken;
 /// The configured identity header names.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
-    pub user_id: HeaderName,
-    pub user_type: HeaderName,
-    pub client_id: HeaderName,
-    pub scopes: HeaderName,
+    pub user_id: IdentityHeader,
+    pub user_type: IdentityHeader,
+    pub client_id: IdentityHeader,
+    pub scopes: IdentityHeader,
+}
+
+/// One identity header's name: to match (lower case) and as the upstream gets it.
+#[derive(Debug, Clone)]
+pub struct IdentityHeader {
+    name: HeaderName,
+    /// As configured (`X-Client-Id`): Pingora writes these bytes as they are, where an
+    /// `http::HeaderName` would be copied into them for each request.
+    wire: bytes::Bytes,
+}
+
+impl IdentityHeader {
+    /// `None` when `configured` is not a header name.
+    pub fn parse(configured: &str) -> Option<Self> {
+        Some(Self {
+            name: HeaderName::from_bytes(configured.as_bytes()).ok()?,
+            wire: bytes::Bytes::copy_from_slice(configured.as_bytes()),
+        })
+    }
+
+    fn set(
+        &self,
+        req: &mut RequestHeader,
+        value: impl TryInto<http::HeaderValue>,
+    ) -> pingora::Result<()> {
+        req.insert_header(self.wire.clone(), value)
+    }
 }
 
 /// `name` is `identity`, or `identity` with some `-` written `_` (both are lower case).
@@ -26,10 +53,10 @@ fn same_but_underscores(name: &str, identity: &str) -> bool {
 impl IdentityHeaders {
     fn names(&self) -> [&HeaderName; 4] {
         [
-            &self.user_id,
-            &self.user_type,
-            &self.client_id,
-            &self.scopes,
+            &self.user_id.name,
+            &self.user_type.name,
+            &self.client_id.name,
+            &self.scopes.name,
         ]
     }
 
@@ -68,12 +95,12 @@ impl IdentityHeaders {
 
     /// Sets the identity headers from a validated token.
     pub fn add(&self, req: &mut RequestHeader, token: &VerifiedToken) -> pingora::Result<()> {
-        req.insert_header(self.client_id.clone(), token.client_id.as_str())?;
-        req.insert_header(self.scopes.clone(), token.scope.join(" "))?;
+        self.client_id.set(req, token.client_id.as_str())?;
+        self.scopes.set(req, token.scope.join(" "))?;
         if let Some(subject) = &token.subject {
-            req.insert_header(self.user_id.clone(), subject.user_id.as_str())?;
+            self.user_id.set(req, subject.user_id.as_str())?;
             if let Some(user_type) = &subject.user_type {
-                req.insert_header(self.user_type.clone(), user_type.as_str())?;
+                self.user_type.set(req, user_type.as_str())?;
             }
         }
         Ok(())
@@ -85,11 +112,12 @@ mod tests {
     use super::*;
 
     fn headers() -> IdentityHeaders {
+        let header = |name| IdentityHeader::parse(name).expect("a header name");
         IdentityHeaders {
-            user_id: HeaderName::from_static("x-user-id"),
-            user_type: HeaderName::from_static("x-user-type"),
-            client_id: HeaderName::from_static("x-client-id"),
-            scopes: HeaderName::from_static("x-scopes"),
+            user_id: header("X-User-Id"),
+            user_type: header("X-User-Type"),
+            client_id: header("X-Client-Id"),
+            scopes: header("x-scopes"),
         }
     }
 
@@ -110,5 +138,39 @@ mod tests {
         headers().strip_spoofed(&mut req);
         let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["host", "x-other"], "{left:?}");
+    }
+
+    /// The upstream gets each header under its name as configured, with the token's values.
+    #[test]
+    fn adds_the_token_under_the_configured_names() {
+        let token = VerifiedToken {
+            jti: "j1".into(),
+            client_id: "svc".into(),
+            scope: vec!["petstore.r".into(), "petstore.w".into()],
+            subject: None,
+            iat: 0,
+            exp: 1,
+            nbf: None,
+            iss: None,
+            aud: None,
+            format: token_module::config::TokenFormat::Jwt,
+            resource: None,
+        };
+        let mut req = RequestHeader::build("GET", b"/", None).expect("request");
+        headers().add(&mut req, &token).expect("add");
+        let sent: Vec<(String, &str)> = req
+            .case_header_iter()
+            .map(|(name, value)| {
+                let name = String::from_utf8_lossy(name.as_slice()).into_owned();
+                (name, value.to_str().expect("ascii"))
+            })
+            .collect();
+        let expected = [
+            ("X-Client-Id", "svc"),
+            ("x-scopes", "petstore.r petstore.w"),
+        ];
+        let expected: Vec<(String, &str)> =
+            expected.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        assert_eq!(sent, expected);
     }
 }

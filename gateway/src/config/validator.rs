@@ -18,7 +18,7 @@ use crate::balancer::{Balancer, BalancerSettings, HealthCheckSettings, Resolver,
 use crate::client_address::{ForwardedHeader, TrustedProxies};
 use crate::cors::CorsPolicy;
 use crate::forwarding::UpstreamForwarded;
-use crate::identity::IdentityHeaders;
+use crate::identity::{IdentityHeader, IdentityHeaders};
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::rate_limit::{RateKey, RateLimit};
 use crate::routes::{Route, RouteAuth, RouteTable, UpstreamTls};
@@ -634,7 +634,7 @@ impl Validator<'_> {
 
     fn identity_headers(&self, h: file::IdentityHeaders) -> Result<IdentityHeaders, ConfigError> {
         let name = |field: &str, value: &str| {
-            http::HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
+            IdentityHeader::parse(value).ok_or_else(|| {
                 self.err(
                     format!("bearer.identity_headers.{field}"),
                     format!("`{value}` is not a header name"),
