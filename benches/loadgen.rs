@@ -1455,7 +1455,8 @@ fn sign_rate(key: &Path, seconds: f64) -> LoadResult<Value> {
             .map_err(|e| e.to_string())?;
         count += 1;
     }
-    Ok(json!({ "sign_rate": count as f64 / start.elapsed().as_secs_f64() }))
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    Ok(json!({ "sign_rate": rate, "signatures": count }))
 }
 
 /// The median over rounds of `name`'s closed-loop rate divided by `other`'s in the same round
