@@ -66,7 +66,8 @@ loadgen=target/release/examples/loadgen
 out=target/bench
 results="$out/results.jsonl"
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# SIGINT: Pingora's fast shutdown (SIGTERM would wait out bare Pingora's five-minute grace period).
+cleanup() { for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 build() {
