@@ -336,6 +336,7 @@ instructions() {
   # The unprotected route with one RFC 7239 header, and with none (server.upstream_forwarded_header).
   for style in forwarded none; do
     sed "s/^server:$/server:\n  upstream_forwarded_header: $style/" "$out/bench-callgrind.yaml" >"$out/bench-callgrind-$style.yaml"
+    grep -q "upstream_forwarded_header: $style" "$out/bench-callgrind-$style.yaml" || { echo "bench: no server section in conf/bench.yaml" >&2; exit 1; }
     local n
     n=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "unprotected_$style" unprotected 16882 target/release/tollgate --config "$out/bench-callgrind-$style.yaml")
     awk -v s="unprotected, upstream_forwarded_header: $style" -v n="$n" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'
@@ -361,6 +362,7 @@ instructions() {
   awk -v n="$cc" -v s="$sign" 'BEGIN { printf "| client_credentials, RS256 | %d | %.3f of it is the signature |\n", n, s / n }'
   sed -e "s#algorithm: RS256#algorithm: ES256#" -e "s#keys/demo-rs256-100.pem#keys/demo-es256.pem#" \
     "$out/bench-callgrind.yaml" >"$out/bench-callgrind-es256.yaml"
+  grep -q "demo-es256.pem" "$out/bench-callgrind-es256.yaml" || { echo "bench: conf/bench.yaml signs with another key" >&2; exit 1; }
   cc=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions client_credentials_es256 client_credentials 16882 target/release/tollgate --config "$out/bench-callgrind-es256.yaml")
   echo "| client_credentials, ES256 | $cc | |"
   echo

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -76,8 +76,6 @@ pub struct DeadlineStream {
     news: AtomicU8,
     /// The timer of the current deadline, made on the first read that has to wait.
     timer: Option<Pin<Box<Sleep>>>,
-    /// The task the timer wakes, once it was polled for it (see [`Self::expired`]).
-    armed_for: Option<Waker>,
 }
 
 impl DeadlineStream {
@@ -92,7 +90,6 @@ impl DeadlineStream {
             },
             news: AtomicU8::new(NO_NEWS),
             timer: None,
-            armed_for: None,
         }
     }
 
@@ -117,23 +114,12 @@ impl DeadlineStream {
     /// timer each time would cost a timer-wheel update per request. Instead a timer set
     /// for an earlier instant is left alone: when it fires early, the deadline is checked
     /// and the timer set again. Only a deadline earlier than the timer moves it.
-    ///
-    /// A timer that was polled by this task and has not fired since will wake it: it is not
-    /// polled again (each keep-alive request would otherwise poll it once more for nothing).
     fn expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
-            self.armed_for = None;
-        }
-        let armed = self
-            .armed_for
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if armed && !timer.is_elapsed() {
-            return false;
         }
         while timer.as_mut().poll(cx).is_ready() {
             if Instant::now() >= deadline {
@@ -141,7 +127,6 @@ impl DeadlineStream {
             }
             timer.as_mut().reset(deadline);
         }
-        self.armed_for = Some(cx.waker().clone());
         false
     }
 }

@@ -1,8 +1,10 @@
 //! What the upstream is told about the client (`server.upstream_forwarded_header`):
 //! `X-Forwarded-For` and `X-Forwarded-Proto` (the default), one RFC 7239 `Forwarded`
-//! header, or nothing. Each added header costs a proxied request about a tenth of what bare
-//! Pingora spends on it (see the README's Performance section), so an operator whose
-//! upstreams read one header, or none, can say so.
+//! header, or nothing. Headers of the styles the gateway does not write are removed, so an
+//! upstream that reads one of them cannot be told something the gateway did not vouch for.
+//! Each added header costs a proxied request about 3 % of a bare Pingora request (see the
+//! README's Performance section), so an operator whose upstreams read one header, or none,
+//! can say so.
 
 use std::net::IpAddr;
 
@@ -14,34 +16,41 @@ use pingora::{Error, ErrorType, Result};
 /// where it would copy an `http::HeaderName` for each request.
 const X_FORWARDED_FOR: &str = "X-Forwarded-For";
 const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
+const FORWARDED: &str = "Forwarded";
 /// The same names to look up: a `&str` would be parsed into a name on every lookup.
 static X_FORWARDED_FOR_NAME: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO_NAME: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Which forwarding headers the upstream gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UpstreamForwarded {
     /// `X-Forwarded-For` (the client's address appended to what came) and
-    /// `X-Forwarded-Proto`.
+    /// `X-Forwarded-Proto`; a `Forwarded` that came is removed.
     #[default]
     XForwardedFor,
-    /// `Forwarded: for=…;proto=…` (RFC 7239), appended to what came.
+    /// `Forwarded: for=…;proto=…` (RFC 7239), appended to what came when that is well
+    /// formed; `X-Forwarded-For` and `X-Forwarded-Proto` that came are removed.
     Forwarded,
-    /// None added; what the client sent passes unchanged.
+    /// None: every forwarding header that came is removed.
     None,
 }
 
-/// Adds the forwarding headers `style` names to a request from `peer` (the connection's
-/// peer: the client, or a proxy in front of it) that arrived over `proto`.
+/// Sets the forwarding headers `style` names on a request from `peer` (the connection's
+/// peer: the client, or a proxy in front of it) that arrived over `proto`, and removes the
+/// others.
 pub fn add(
     style: UpstreamForwarded,
     req: &mut RequestHeader,
     peer: Option<IpAddr>,
     proto: &'static str,
 ) -> Result<()> {
+    // An IPv4 client of a dual-stack listener is written as IPv4 in either style.
+    let peer = peer.map(|ip| ip.to_canonical());
     match style {
         UpstreamForwarded::XForwardedFor => {
+            req.remove_header(&http::header::FORWARDED);
             if let Some(ip) = peer {
-                let value = match earlier(req, &X_FORWARDED_FOR_NAME) {
+                let value = match earlier(req, &X_FORWARDED_FOR_NAME, |_| true) {
                     Some(earlier) => header_value(format!("{earlier}, {ip}"))?,
                     None => forwarded_for(ip),
                 };
@@ -50,29 +59,96 @@ pub fn add(
             req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
         }
         UpstreamForwarded::Forwarded => {
+            req.remove_header(&X_FORWARDED_FOR_NAME);
+            req.remove_header(&X_FORWARDED_PROTO_NAME);
             let element = forwarded_element(peer, proto);
-            let value = match earlier(req, &http::header::FORWARDED) {
+            // A line that does not parse (an unclosed quote, say) could swallow this hop's
+            // element for the upstream's parser: it is dropped.
+            let value = match earlier(req, &http::header::FORWARDED, well_formed_forwarded) {
                 Some(earlier) => format!("{earlier}, {element}"),
                 None => element,
             };
-            req.insert_header(http::header::FORWARDED, header_value(value)?)?;
+            req.insert_header(FORWARDED, header_value(value)?)?;
         }
-        UpstreamForwarded::None => {}
+        UpstreamForwarded::None => {
+            for name in [
+                &http::header::FORWARDED,
+                &X_FORWARDED_FOR_NAME,
+                &X_FORWARDED_PROTO_NAME,
+            ] {
+                req.remove_header(name);
+            }
+        }
     }
     Ok(())
 }
 
-/// What earlier hops wrote in `name`, every field line of it as one list (RFC 9110 5.3).
-fn earlier(req: &RequestHeader, name: &HeaderName) -> Option<String> {
+/// What earlier hops wrote in `name`: every field line of it that `keep` accepts, as one
+/// list (RFC 9110 5.3).
+fn earlier(req: &RequestHeader, name: &HeaderName, keep: fn(&str) -> bool) -> Option<String> {
     let mut lines = req
         .headers
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty())
+        .filter(|v| !v.trim().is_empty() && keep(v))
         .peekable();
     lines.peek()?;
     Some(lines.collect::<Vec<_>>().join(", "))
+}
+
+/// Whether `list` follows RFC 7239 section 4: elements separated by `,`, each of pairs
+/// `token=value` separated by `;` (any may be empty), a value a token or a quoted string.
+/// Whitespace is allowed around the separators.
+fn well_formed_forwarded(list: &str) -> bool {
+    fn tchar(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    }
+    let b = list.as_bytes();
+    let mut i = 0;
+    let skip_ows = |i: &mut usize| {
+        while b.get(*i).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ows(&mut i);
+        if b.get(i).is_some_and(|c| tchar(*c)) {
+            while b.get(i).is_some_and(|c| tchar(*c)) {
+                i += 1;
+            }
+            if b.get(i) != Some(&b'=') {
+                return false;
+            }
+            i += 1;
+            if b.get(i) == Some(&b'"') {
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        Some(b'"') => break,
+                        Some(b'\\') if i + 1 < b.len() => i += 2,
+                        Some(&c) if c == b'\t' || (0x20..0x7f).contains(&c) && c != b'\\' => i += 1,
+                        _ => return false,
+                    }
+                }
+                i += 1;
+            } else {
+                let start = i;
+                while b.get(i).is_some_and(|c| tchar(*c)) {
+                    i += 1;
+                }
+                if i == start {
+                    return false;
+                }
+            }
+        }
+        skip_ows(&mut i);
+        match b.get(i) {
+            None => return true,
+            Some(b';' | b',') => i += 1,
+            Some(_) => return false,
+        }
+    }
 }
 
 fn header_value(value: String) -> Result<HeaderValue> {
@@ -83,7 +159,7 @@ fn header_value(value: String) -> Result<HeaderValue> {
 /// This hop's element of `Forwarded` (RFC 7239 section 4): an IPv6 address is bracketed
 /// and quoted, as the grammar requires.
 fn forwarded_element(peer: Option<IpAddr>, proto: &str) -> String {
-    match peer.map(|ip| ip.to_canonical()) {
+    match peer {
         Some(IpAddr::V4(ip)) => format!("for={ip};proto={proto}"),
         Some(IpAddr::V6(ip)) => format!("for=\"[{ip}]\";proto={proto}"),
         None => format!("proto={proto}"),
@@ -143,11 +219,14 @@ mod tests {
     #[test]
     fn x_forwarded_for_appends_the_peer_to_every_earlier_line() {
         let peer = Some("192.0.2.7".parse().expect("ip"));
-        let mut req = request(&[]);
+        let mut req = request(&[("Forwarded", "for=203.0.113.9")]);
         add(UpstreamForwarded::XForwardedFor, &mut req, peer, "https").expect("add");
         assert_eq!(values(&req, "x-forwarded-for"), ["192.0.2.7"]);
         assert_eq!(values(&req, "x-forwarded-proto"), ["https"]);
-        assert!(values(&req, "forwarded").is_empty());
+        assert!(
+            values(&req, "forwarded").is_empty(),
+            "the other style is removed"
+        );
 
         let mut req = request(&[
             ("X-Forwarded-For", "203.0.113.1"),
@@ -160,18 +239,25 @@ mod tests {
             ["203.0.113.1, 198.51.100.2, 198.51.100.3, 192.0.2.7"]
         );
         assert_eq!(values(&req, "x-forwarded-proto"), ["http"]);
+
+        let mapped = Some("::ffff:192.0.2.7".parse().expect("ip"));
+        let mut req = request(&[]);
+        add(UpstreamForwarded::XForwardedFor, &mut req, mapped, "http").expect("add");
+        assert_eq!(values(&req, "x-forwarded-for"), ["192.0.2.7"]);
     }
 
     #[test]
     fn forwarded_is_one_rfc_7239_list_with_ipv6_quoted() {
-        let mut req = request(&[("X-Forwarded-For", "203.0.113.1")]);
+        let mut req = request(&[
+            ("X-Forwarded-For", "203.0.113.1"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
         let v4 = Some("192.0.2.7".parse().expect("ip"));
         add(UpstreamForwarded::Forwarded, &mut req, v4, "http").expect("add");
         assert_eq!(values(&req, "forwarded"), ["for=192.0.2.7;proto=http"]);
-        assert_eq!(
-            values(&req, "x-forwarded-for"),
-            ["203.0.113.1"],
-            "the other style is left as it came"
+        assert!(
+            values(&req, "x-forwarded-for").is_empty(),
+            "the other style is removed"
         );
         assert!(values(&req, "x-forwarded-proto").is_empty());
 
@@ -192,13 +278,61 @@ mod tests {
         assert_eq!(values(&req, "forwarded"), ["proto=http"]);
     }
 
+    /// A line that does not parse is dropped, so it cannot swallow this hop's element (an
+    /// unclosed quote would take it into its string); well-formed lines are kept.
     #[test]
-    fn none_adds_nothing_and_leaves_what_came() {
+    fn a_malformed_earlier_forwarded_line_is_dropped() {
         let peer = Some("192.0.2.7".parse().expect("ip"));
-        let mut req = request(&[("X-Forwarded-For", "203.0.113.1")]);
+        let mut req = request(&[
+            ("Forwarded", "for=\"x"),
+            (
+                "Forwarded",
+                "for=198.51.100.2;by=\"[2001:db8::9]\", For=unknown",
+            ),
+            ("Forwarded", "for=1.2.3.4 junk"),
+        ]);
+        add(UpstreamForwarded::Forwarded, &mut req, peer, "http").expect("add");
+        assert_eq!(
+            values(&req, "forwarded"),
+            ["for=198.51.100.2;by=\"[2001:db8::9]\", For=unknown, for=192.0.2.7;proto=http"]
+        );
+        for good in [
+            "for=192.0.2.60;proto=http;by=203.0.113.43",
+            "for=\"_gazonk\"",
+            "For=\"[2001:db8:cafe::17]:4711\"",
+            "for=192.0.2.43, for=198.51.100.17",
+            "for=a; proto=https , ;",
+            "for=\"a\\\"b\"",
+        ] {
+            assert!(well_formed_forwarded(good), "{good}");
+        }
+        for bad in [
+            "for=\"x",
+            "for=",
+            "=x",
+            "for",
+            "for=a b",
+            "for=\"a\\",
+            "for=[::1]",
+            "for=a,=b",
+        ] {
+            assert!(!well_formed_forwarded(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn none_adds_nothing_and_removes_what_came() {
+        let peer = Some("192.0.2.7".parse().expect("ip"));
+        let mut req = request(&[
+            ("X-Forwarded-For", "203.0.113.1"),
+            ("X-Forwarded-Proto", "https"),
+            ("Forwarded", "for=203.0.113.1"),
+            ("X-Other", "kept"),
+        ]);
         add(UpstreamForwarded::None, &mut req, peer, "http").expect("add");
-        assert_eq!(values(&req, "x-forwarded-for"), ["203.0.113.1"]);
-        assert!(values(&req, "x-forwarded-proto").is_empty());
-        assert!(values(&req, "forwarded").is_empty());
+        for name in ["x-forwarded-for", "x-forwarded-proto", "forwarded"] {
+            assert!(values(&req, name).is_empty(), "{name}");
+        }
+        assert_eq!(values(&req, "x-other"), ["kept"]);
     }
 }

@@ -185,7 +185,7 @@ impl TokenCache {
 
     /// A token's entry: the token's SipHash-1-3-128 under this cache's secret key. Tokens
     /// are secrets, so the cache keeps neither them nor anything a leak of it could turn back
-    /// into them; a keyed hash does that like a SHA-256 did, at a twentieth of its cost on a
+    /// into them; a keyed hash does that like a SHA-256 did, at a thirteenth of its cost on a
     /// JWT (the SHA-256 was a fifth of a protected request), and no one without the key can
     /// make a token meet another's entry. Two distinct tokens share one with probability
     /// 2^-128. One 128-bit pass costs half of two 64-bit ones.
