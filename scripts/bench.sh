@@ -66,8 +66,14 @@ loadgen=target/release/examples/loadgen
 out=target/bench
 results="$out/results.jsonl"
 pids=()
-# SIGINT: Pingora's fast shutdown (SIGTERM would wait out bare Pingora's five-minute grace period).
-cleanup() { for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# SIGINT first: Pingora's fast shutdown (on SIGTERM bare Pingora would wait out a five-minute
+# grace period). Then SIGTERM for what ignores SIGINT (a script's background jobs do).
+cleanup() {
+  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  sleep 1
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 
 build() {
