@@ -119,15 +119,22 @@ start_gateway() {
 # The baseline (a bare Pingora proxy to the same upstream, on the gateway's core; only the one
 # under load uses it) and the same gateway with an ES256 and with an EdDSA signing key, for the
 # token rows `client_credentials_es256` and `client_credentials_eddsa`.
+# `in out algorithm key`: the configuration `in` (conf/bench.yaml's, keys named from conf/
+# or absolute) signing with `algorithm` and conf/keys/demo-<key>.pem instead, written to `out`.
+signing_with() {
+  sed -e "s#algorithm: RS256#algorithm: $3#" -e "s#private_key: keys/#private_key: $PWD/conf/keys/#" \
+    -e "s#keys/demo-rs256-100.pem#keys/demo-$4.pem#" "$1" >"$2"
+  grep -q "algorithm: $3" "$2" && grep -q "keys/demo-$4.pem" "$2" \
+    || { echo "bench: $1 does not sign with RS256 and keys/demo-rs256-100.pem" >&2; exit 1; }
+}
+
 start_baselines() {
   taskset -c 0 target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1 >"$out/bare.log" 2>&1 &
   pids+=($!)
   for variant in "es256 ES256 16884 19091" "ed25519 EdDSA 16885 19092"; do
     set -- $variant
-    sed -e "s#127.0.0.1:16882#127.0.0.1:$3#; s#127.0.0.1:19090#127.0.0.1:$4#" \
-        -e "s#algorithm: RS256#algorithm: $2#" \
-        -e "s#private_key: keys/demo-rs256-100.pem#private_key: $PWD/conf/keys/demo-$1.pem#" \
-        conf/bench.yaml >"$out/bench-$1.yaml"
+    sed -e "s#127.0.0.1:16882#127.0.0.1:$3#; s#127.0.0.1:19090#127.0.0.1:$4#" conf/bench.yaml >"$out/bench-$1.ports.yaml"
+    signing_with "$out/bench-$1.ports.yaml" "$out/bench-$1.yaml" "$2" "$1"
     TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgate --config "$out/bench-$1.yaml" >"$out/gateway-$1.log" 2>&1 &
     pids+=($!)
   done
@@ -286,6 +293,12 @@ fleet() {
   done
 }
 
+# The instructions a callgrind dump counts.
+callgrind_total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'; }
+
+# `a x b y`: what one more unit costs, from a count of `a` for `x` units and `b` for `y`.
+per_unit() { awk -v a="$1" -v x="$2" -v b="$3" -v y="$4" 'BEGIN { printf "%.0f\n", (b - a) / (y - x) }'; }
+
 # Under callgrind: `name port command...` runs the command, drives `scenario` at it (8
 # connections) for 2 s and for 8 s, and prints the instructions per request from the two
 # counts' difference. The dump of the long run stays in $out/callgrind.<name>.
@@ -308,11 +321,13 @@ count_instructions() { # name scenario port command...
   # graceful-shutdown period, minutes under valgrind).
   kill -KILL "$vg"; wait "$vg" 2>/dev/null || true
   echo "$short $long" >"$out/callgrind.$name.requests"
-  total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'; }
-  local a b
-  a=$(total "$(ls "$out/callgrind.$name".*.1)")
-  b=$(total "$(ls "$out/callgrind.$name".*.2)")
-  awk -v a="$a" -v b="$b" -v x="$short" -v y="$long" 'BEGIN { printf "%.0f\n", (b - a) / (y - x) }'
+  per_unit "$(callgrind_total "$(ls "$out/callgrind.$name".*.1)")" "$short" \
+    "$(callgrind_total "$(ls "$out/callgrind.$name".*.2)")" "$long"
+}
+
+# `name scenario config`: count_instructions for the gateway with `config`.
+gateway_instructions() {
+  TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "$1" "$2" 16882 target/release/tollgate --config "$3"
 }
 
 instructions() {
@@ -325,27 +340,25 @@ instructions() {
   # Valgrind slows the gateway down some fifty times: the store gets more time to answer.
   sed -e "s#timeout_ms: 1000#timeout_ms: 20000#" -e "s#private_key: keys/#private_key: $PWD/conf/keys/#" \
     conf/bench.yaml >"$out/bench-callgrind.yaml"
-  local bare
-  bare=$(count_instructions bare bare_pingora 16883 target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1)
+  local bare bare_command=(target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1)
+  bare=$(count_instructions bare bare_pingora 16883 "${bare_command[@]}")
+  # `label instructions`: a table row, with its ratio to bare Pingora.
+  row() { awk -v s="$1" -v n="$2" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'; }
   echo "| row | instructions per request | bare Pingora / row |"
   echo "| --- | --- | --- |"
-  echo "| bare_pingora | $bare | 1.00 |"
+  row bare_pingora "$bare"
   # What the two forwarding headers every Tollgate route sends cost in Pingora itself.
-  local forwarded
-  forwarded=$(count_instructions bare_forwarded bare_pingora 16883 target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1 --forwarded)
-  awk -v n="$forwarded" -v b="$bare" 'BEGIN { printf "| bare_pingora adding X-Forwarded-For and -Proto | %d | %.3f |\n", n, b / n }'
+  row "bare_pingora adding X-Forwarded-For and -Proto" \
+    "$(count_instructions bare_forwarded bare_pingora 16883 "${bare_command[@]}" --forwarded)"
   for scenario in unprotected protected protected_opaque; do
-    local n
-    n=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "$scenario" "$scenario" 16882 target/release/tollgate --config "$out/bench-callgrind.yaml")
-    awk -v s="$scenario" -v n="$n" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'
+    row "$scenario" "$(gateway_instructions "$scenario" "$scenario" "$out/bench-callgrind.yaml")"
   done
   # The unprotected route with one RFC 7239 header, and with none (server.upstream_forwarded_header).
   for style in forwarded none; do
     sed "s/^server:$/server:\n  upstream_forwarded_header: $style/" "$out/bench-callgrind.yaml" >"$out/bench-callgrind-$style.yaml"
     grep -q "upstream_forwarded_header: $style" "$out/bench-callgrind-$style.yaml" || { echo "bench: no server section in conf/bench.yaml" >&2; exit 1; }
-    local n
-    n=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions "unprotected_$style" unprotected 16882 target/release/tollgate --config "$out/bench-callgrind-$style.yaml")
-    awk -v s="unprotected, upstream_forwarded_header: $style" -v n="$n" -v b="$bare" 'BEGIN { printf "| %s | %d | %.3f |\n", s, n, b / n }'
+    row "unprotected, upstream_forwarded_header: $style" \
+      "$(gateway_instructions "unprotected_$style" unprotected "$out/bench-callgrind-$style.yaml")"
   done
   # The token endpoint: client_credentials with the RS256 key against one RS256 signature
   # (aws-lc-rs, key parsed once: `loadgen sign-rate` for 2 s and for 8 s, the difference), and
@@ -358,19 +371,15 @@ instructions() {
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.sign.$seconds_run" \
       "$loadgen" sign-rate --key conf/keys/demo-rs256-100.pem --seconds "$seconds_run" 2>"$out/valgrind.sign.log" \
       | sed 's/.*"signatures":\([0-9]*\).*/\1/' >"$out/callgrind.sign.$seconds_run.count"
-    runs+=("$(callgrind_annotate "$out/callgrind.sign.$seconds_run" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')" "$(cat "$out/callgrind.sign.$seconds_run.count")")
+    runs+=("$(callgrind_total "$out/callgrind.sign.$seconds_run")" "$(cat "$out/callgrind.sign.$seconds_run.count")")
   done
-  local sign
-  sign=$(awk -v a="${runs[0]}" -v x="${runs[1]}" -v b="${runs[2]}" -v y="${runs[3]}" 'BEGIN { printf "%.0f", (b - a) / (y - x) }')
+  local sign cc
+  sign=$(per_unit "${runs[0]}" "${runs[1]}" "${runs[2]}" "${runs[3]}")
   echo "| one RS256 signature (aws-lc-rs, key parsed once) | $sign | |"
-  local cc
-  cc=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions client_credentials client_credentials 16882 target/release/tollgate --config "$out/bench-callgrind.yaml")
+  cc=$(gateway_instructions client_credentials client_credentials "$out/bench-callgrind.yaml")
   awk -v n="$cc" -v s="$sign" 'BEGIN { printf "| client_credentials, RS256 | %d | %.3f of it is the signature |\n", n, s / n }'
-  sed -e "s#algorithm: RS256#algorithm: ES256#" -e "s#keys/demo-rs256-100.pem#keys/demo-es256.pem#" \
-    "$out/bench-callgrind.yaml" >"$out/bench-callgrind-es256.yaml"
-  grep -q "demo-es256.pem" "$out/bench-callgrind-es256.yaml" || { echo "bench: conf/bench.yaml signs with another key" >&2; exit 1; }
-  cc=$(TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 count_instructions client_credentials_es256 client_credentials 16882 target/release/tollgate --config "$out/bench-callgrind-es256.yaml")
-  echo "| client_credentials, ES256 | $cc | |"
+  signing_with "$out/bench-callgrind.yaml" "$out/bench-callgrind-es256.yaml" ES256 es256
+  echo "| client_credentials, ES256 | $(gateway_instructions client_credentials_es256 client_credentials "$out/bench-callgrind-es256.yaml") | |"
   echo
   echo "Where the protected route's instructions go in Tollgate's own code (inclusive, per request):"
   echo
