@@ -12,6 +12,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
+use serde::Serialize;
 
 /// The JWS algorithms a key can be pinned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,30 +171,33 @@ impl SigningKey {
     }
 
     /// Signs access-token `claims` as a compact JWS: `header.payload.signature`.
-    pub fn sign_jwt(&self, claims: &serde_json::Value) -> Result<String, SignError> {
+    pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, SignError> {
         self.sign_with_header(&self.header_b64, claims)
     }
 
     /// Signs RFC 9068 access-token `claims` (header `typ: at+jwt`).
-    pub fn sign_rfc9068(&self, claims: &serde_json::Value) -> Result<String, SignError> {
+    pub fn sign_rfc9068(&self, claims: &impl Serialize) -> Result<String, SignError> {
         self.sign_with_header(&self.at_header_b64, claims)
     }
 
     /// Signs id_token `claims` (header `typ: JWT`).
-    pub fn sign_id_token(&self, claims: &serde_json::Value) -> Result<String, SignError> {
+    pub fn sign_id_token(&self, claims: &impl Serialize) -> Result<String, SignError> {
         self.sign_with_header(&self.id_header_b64, claims)
     }
 
     fn sign_with_header(
         &self,
         header_b64: &str,
-        claims: &serde_json::Value,
+        claims: &impl Serialize,
     ) -> Result<String, SignError> {
+        let fail = |_| SignError(self.kid.clone());
+        // Serialized straight into bytes: `Value`'s `Display` goes through a formatter, a
+        // call per token of JSON.
+        let payload = serde_json::to_vec(claims).map_err(|_| SignError(self.kid.clone()))?;
         let mut token = String::with_capacity(512);
         token.push_str(header_b64);
         token.push('.');
-        B64.encode_string(claims.to_string(), &mut token);
-        let fail = |_| SignError(self.kid.clone());
+        B64.encode_string(payload, &mut token);
         let signature = match &self.pair {
             Pair::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];

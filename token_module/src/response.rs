@@ -21,7 +21,7 @@ impl std::fmt::Debug for Response {
 
 impl Response {
     /// A JSON response that no cache may keep (RFC 6749 5.1 requires it for tokens).
-    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+    pub fn json(status: u16, body: &impl serde::Serialize) -> Self {
         Self {
             status,
             headers: vec![
@@ -29,19 +29,19 @@ impl Response {
                 ("cache-control", "no-store".into()),
                 ("pragma", "no-cache".into()),
             ],
-            body: body.to_string().into_bytes(),
+            body: json_bytes(body),
         }
     }
 
     /// A JSON document anyone may cache for `max_age` seconds (discovery, JWKS).
-    pub fn json_public(status: u16, body: &serde_json::Value, max_age: u64) -> Self {
+    pub fn json_public(status: u16, body: &impl serde::Serialize, max_age: u64) -> Self {
         Self {
             status,
             headers: vec![
                 ("content-type", "application/json;charset=UTF-8".into()),
                 ("cache-control", format!("public, max-age={max_age}")),
             ],
-            body: body.to_string().into_bytes(),
+            body: json_bytes(body),
         }
     }
 
@@ -77,6 +77,16 @@ impl Response {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// `body` as JSON bytes, written straight into a buffer (`Value`'s `Display` goes through a
+/// formatter, a call per token). What the endpoints answer always serializes; were it not to,
+/// the client gets `server_error`, not an empty body.
+fn json_bytes(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a response body did not serialize");
+        br#"{"error":"server_error"}"#.to_vec()
+    })
 }
 
 /// `uri` with `pairs` appended to its query, form-encoded.

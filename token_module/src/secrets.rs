@@ -19,7 +19,11 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 /// A validated argon2 PHC hash string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 #[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(Arc<str>);
+pub struct PasswordHash {
+    phc: Arc<str>,
+    /// SHA-256 of the PHC string, computed once: what a remembered verification is bound to.
+    digest: [u8; 32],
+}
 
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +50,16 @@ impl PasswordHash {
         let parsed =
             argon2::PasswordHash::new(phc).map_err(|e| SecretError::NotPhc(e.to_string()))?;
         match parsed.algorithm.as_str() {
-            "argon2id" | "argon2i" | "argon2d" => Ok(Self(phc.into())),
+            "argon2id" | "argon2i" | "argon2d" => {
+                let mut digest = [0u8; 32];
+                digest.copy_from_slice(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, phc.as_bytes()).as_ref(),
+                );
+                Ok(Self {
+                    phc: phc.into(),
+                    digest,
+                })
+            }
             other => Err(SecretError::UnsupportedAlgorithm(other.to_string())),
         }
     }
@@ -54,17 +67,13 @@ impl PasswordHash {
     /// A short digest of the hash, to tell whether a configured secret changed without
     /// showing the hash.
     pub fn fingerprint(&self) -> String {
-        crate::crypto::digest_hex(&self.0)[..16].to_string()
+        hex::encode(self.digest)[..16].to_string()
     }
 
     /// Verifies `secret` against the hash (slow by design: run it off the event loop).
     pub fn verify_blocking(&self, secret: &[u8]) -> bool {
-        argon2::PasswordHash::new(&self.0)
+        argon2::PasswordHash::new(&self.phc)
             .is_ok_and(|parsed| Argon2::default().verify_password(secret, &parsed).is_ok())
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
     }
 }
 
@@ -133,12 +142,14 @@ impl SecretVerifier {
         }
     }
 
+    /// The tag of (hash, identity, secret): the hash by its digest (fixed length), the identity
+    /// with its length before it, then the secret, so no two triples give the same input.
     fn tag(&self, identity: &str, hash: &PasswordHash, secret: &[u8]) -> [u8; 32] {
         let mut ctx = hmac::Context::with_key(&self.key);
-        for part in [identity.as_bytes(), hash.as_bytes(), secret] {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
+        ctx.update(&hash.digest);
+        ctx.update(&(identity.len() as u64).to_be_bytes());
+        ctx.update(identity.as_bytes());
+        ctx.update(secret);
         let mut tag = [0u8; 32];
         tag.copy_from_slice(ctx.sign().as_ref());
         tag
@@ -214,6 +225,21 @@ mod tests {
             "unknown identity"
         );
         assert_eq!(v.verified.lock().map(|m| m.len()).unwrap_or(0), 1);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_secret_is_bound_to_its_identity_and_hash() {
+        let hash = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
+        let rotated = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
+        let v = SecretVerifier::new(Duration::from_secs(60), 10).expect("verifier");
+        assert!(v.verify("client", Some(&hash), b"s3cret").await);
+        assert!(v.remembers("client", &hash, b"s3cret"));
+        assert!(!v.remembers("client", &rotated, b"s3cret"), "another hash");
+        assert!(
+            !v.remembers("clien", &hash, b"ts3cret"),
+            "the same bytes split elsewhere"
+        );
+        assert!(!v.remembers("client", &hash, b"s3cre"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Issuing tokens: the scope a request gets, access tokens in the client's format and profile,
 //! and refresh-token families. The grants call these; none re-implements them.
 
+use serde::Serialize;
+
 use super::OAuthProvider;
 use crate::config::{Client, Grant, TokenFormat, TokenProfile};
 use crate::crypto;
@@ -34,54 +36,81 @@ pub(crate) struct Issued {
     pub expires_in: Option<u64>,
 }
 
-/// The claims of a JWT access token in the client's profile.
-fn access_claims(
-    client: &Client,
-    audience: &str,
-    scope: &[String],
-    subject: Option<&Subject>,
-    jti: &str,
+/// The claims of a JWT access token in the client's profile, serialized as they stand.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AccessClaims<'a> {
+    /// RFC 9068 2.2: `sub` is the user, or the client itself when no user is involved.
+    Rfc9068 {
+        iss: &'a str,
+        exp: u64,
+        aud: &'a str,
+        sub: &'a str,
+        client_id: &'a str,
+        iat: u64,
+        jti: &'a str,
+        scope: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_type: Option<&'a str>,
+    },
+    /// The light-oauth2 shape, in the seed's order: `user_id` and `sub` only with a user,
+    /// the scope as an array.
+    LightOAuth2 {
+        iss: &'a str,
+        aud: &'a str,
+        exp: u64,
+        jti: &'a str,
+        iat: u64,
+        nbf: u64,
+        version: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_type: Option<&'a str>,
+        client_id: &'a str,
+        scope: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sub: Option<&'a str>,
+    },
+}
+
+fn access_claims<'a>(
+    client: &'a Client,
+    audience: &'a str,
+    scope: &'a [String],
+    subject: Option<&'a Subject>,
+    jti: &'a str,
     iat: u64,
     exp: u64,
-) -> serde_json::Value {
-    let mut claims = match client.token_profile {
-        // RFC 9068 2.2: `sub` is the user, or the client itself when no user is involved.
-        TokenProfile::Rfc9068 => serde_json::json!({
-            "iss": client.issuer,
-            "exp": exp,
-            "aud": audience,
-            "sub": subject.map_or(client.client_id.as_str(), |s| s.user_id.as_str()),
-            "client_id": client.client_id,
-            "iat": iat,
-            "jti": jti,
-            "scope": scope.join(" "),
-        }),
-        TokenProfile::LightOAuth2 => {
-            let mut claims = serde_json::json!({
-                "iss": client.issuer,
-                "aud": audience,
-                "exp": exp,
-                "jti": jti,
-                "iat": iat,
-                "nbf": iat,
-                "version": "1.0",
-                "client_id": client.client_id,
-                "scope": scope,
-            });
-            if let (Some(s), Some(map)) = (subject, claims.as_object_mut()) {
-                map.insert("user_id".into(), s.user_id.clone().into());
-                map.insert("sub".into(), s.user_id.clone().into());
-            }
-            claims
-        }
-    };
-    if let (Some(user_type), Some(map)) = (
-        subject.and_then(|s| s.user_type.as_ref()),
-        claims.as_object_mut(),
-    ) {
-        map.insert("user_type".into(), user_type.clone().into());
+) -> AccessClaims<'a> {
+    let user_type = subject.and_then(|s| s.user_type.as_deref());
+    match client.token_profile {
+        TokenProfile::Rfc9068 => AccessClaims::Rfc9068 {
+            iss: &client.issuer,
+            exp,
+            aud: audience,
+            sub: subject.map_or(client.client_id.as_str(), |s| s.user_id.as_str()),
+            client_id: &client.client_id,
+            iat,
+            jti,
+            scope: scope.join(" "),
+            user_type,
+        },
+        TokenProfile::LightOAuth2 => AccessClaims::LightOAuth2 {
+            iss: &client.issuer,
+            aud: audience,
+            exp,
+            jti,
+            iat,
+            nbf: iat,
+            version: "1.0",
+            user_id: subject.map(|s| s.user_id.as_str()),
+            user_type,
+            client_id: &client.client_id,
+            scope,
+            sub: subject.map(|s| s.user_id.as_str()),
+        },
     }
-    claims
 }
 
 impl OAuthProvider {

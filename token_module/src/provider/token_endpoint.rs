@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use serde::Serialize;
+
 use super::client_auth::AuthPurpose;
 use super::issuance::Issued;
 use super::oidc::IdTokenInput;
@@ -134,22 +136,31 @@ impl OAuthProvider {
     }
 }
 
-/// RFC 6749 5.1, shaped as the seeds show.
+/// A successful token response (RFC 6749 5.1, OpenID Connect Core 3.1.3.3), its members in
+/// the order the seeds show them.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_in: u64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+}
+
 fn token_response(client: &Client, issued: Issued, id_token: Option<String>) -> Response {
-    let mut body = serde_json::json!({
-        "access_token": issued.access_token,
-        "token_type": client.token_type,
-        "expires_in": issued.expires_in.unwrap_or(client.access_token_ttl.as_secs()),
-        "scope": issued.scope.join(" "),
-    });
-    if let Some(map) = body.as_object_mut() {
-        if let Some(rt) = issued.refresh_token {
-            map.insert("refresh_token".into(), rt.into());
-        }
-        if let Some(id_token) = id_token {
-            map.insert("id_token".into(), id_token.into());
-        }
-    }
+    let body = TokenResponse {
+        access_token: &issued.access_token,
+        token_type: &client.token_type,
+        expires_in: issued
+            .expires_in
+            .unwrap_or(client.access_token_ttl.as_secs()),
+        scope: issued.scope.join(" "),
+        refresh_token: issued.refresh_token.as_deref(),
+        id_token: id_token.as_deref(),
+    };
     tracing::debug!(client_id = %client.client_id, jti = %issued.record.access_jti, "token issued");
     Response::json(200, &body)
 }
