@@ -136,6 +136,13 @@ struct RunArgs {
     /// Also write a latency-by-percentile plot of every row to this SVG file.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// The process id of the server under load, when it runs on this machine (Linux): its CPU
+    /// time over the measured seconds (every thread, user and system, from /proc) is reported
+    /// as the share of one core it used and as CPU time per request, which shows whether the
+    /// server was the bottleneck and, unlike requests per second, moves little with what else
+    /// the machine runs.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
     #[command(flatten)]
     credentials: Credentials,
     #[command(flatten)]
@@ -1034,6 +1041,31 @@ struct RunInfo {
     seconds: f64,
     warmup: f64,
     timeout_ms: u64,
+    /// The server's CPU time over the measured seconds (`--server-pid`).
+    server_cpu: Option<Duration>,
+}
+
+/// The CPU time a process has used so far: user and system, every thread (/proc/PID/stat).
+fn process_cpu(pid: u32) -> LoadResult<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("--server-pid: {path}: {e}"))?;
+    // The command name (field 2) is in parentheses and may hold anything: fields are counted
+    // after its closing one, which leaves utime and stime (fields 14 and 15) at 11 and 12.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+        return Err(format!("--server-pid: {path} does not read as a process status").into());
+    };
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|hz| *hz > 0)
+        .ok_or("--server-pid: the clock tick rate is unknown")?;
+    Ok(Duration::from_secs_f64(
+        (user + system) as f64 / per_second as f64,
+    ))
 }
 
 fn check_args(args: &RunArgs) -> LoadResult<()> {
@@ -1104,6 +1136,17 @@ async fn run(args: RunArgs) -> LoadResult<()> {
             .map(|_| Tally::new().map(Mutex::new))
             .collect::<LoadResult<_>>()?,
     });
+    // The server's CPU time at the start and at the end of the measured seconds.
+    let server_cpu = args.server_pid.map(|pid| {
+        process_cpu(pid)?;
+        Ok::<_, LoadError>(tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = process_cpu(pid)?;
+            tokio::time::sleep_until(end.into()).await;
+            Ok::<_, LoadError>(process_cpu(pid)?.saturating_sub(before))
+        }))
+    });
+    let server_cpu = server_cpu.transpose()?;
     let tasks: Vec<_> = ready
         .into_iter()
         .enumerate()
@@ -1132,6 +1175,10 @@ async fn run(args: RunArgs) -> LoadResult<()> {
             .map_err(|_| "a connection did not stop at the run's end")?
             .map_err(|e| e.to_string())?;
     }
+    let server_cpu = match server_cpu {
+        Some(sampler) => Some(sampler.await.map_err(|e| e.to_string())??),
+        None => None,
+    };
     let per_scenario = Arc::try_unwrap(mix)
         .map_err(|_| "a connection did not stop at the run's end")?
         .tallies
@@ -1171,6 +1218,7 @@ async fn run(args: RunArgs) -> LoadResult<()> {
         seconds: args.seconds,
         warmup: args.warmup,
         timeout_ms: args.timeout_ms,
+        server_cpu,
     };
     if args.jsonl {
         for row in &rows {
@@ -1224,6 +1272,14 @@ fn row_json(row: &Row, info: &RunInfo) -> Value {
     });
     if info.mix {
         v["mix"] = Value::from(info.scenario.as_str());
+    }
+    // The server's CPU belongs to every request of the run: the one row, or a mix's total.
+    if let (Some(cpu), true) = (info.server_cpu, row.total || !info.mix) {
+        v["server_core_share"] = Value::from(cpu.as_secs_f64() / info.seconds);
+        if !t.latencies.is_empty() {
+            v["server_cpu_us_per_request"] =
+                Value::from(cpu.as_secs_f64() * 1e6 / t.latencies.len() as f64);
+        }
     }
     v
 }
@@ -1282,6 +1338,17 @@ fn table(rows: &[Row], info: &RunInfo) -> String {
         if let Some(e) = &row.tally.first_error {
             out += &format!("first error in {}: {e}\n", row.name);
         }
+    }
+    if let (Some(cpu), Some(all)) = (
+        info.server_cpu,
+        rows.iter().find(|r| r.total).or(rows.first()),
+    ) {
+        let requests = all.tally.latencies.len().max(1) as f64;
+        out += &format!(
+            "server: {:.0} % of one core, {:.1} µs of CPU per request\n",
+            100.0 * cpu.as_secs_f64() / info.seconds,
+            cpu.as_secs_f64() * 1e6 / requests
+        );
     }
     out
 }
@@ -1459,20 +1526,24 @@ fn sign_rate(key: &Path, seconds: f64) -> LoadResult<Value> {
     Ok(json!({ "sign_rate": rate, "signatures": count }))
 }
 
-/// The median over rounds of `name`'s closed-loop rate divided by `other`'s in the same round
-/// (the runs are interleaved, so a round's pair saw the same machine).
-fn paired_ratio(rows: &[(RowKey, Vec<&Value>)], name: &str, other: &str) -> Option<f64> {
-    let rates = |n: &str| -> Vec<f64> {
+/// The median over rounds of `name`'s closed-loop `field` divided by `other`'s in the same
+/// round (the runs are interleaved, so a round's pair saw the same machine).
+fn paired_ratio(
+    rows: &[(RowKey, Vec<&Value>)],
+    field: &str,
+    name: &str,
+    other: &str,
+) -> Option<f64> {
+    let values = |n: &str| -> Vec<Option<f64>> {
         rows.iter()
             .find(|((s, r), _)| s == n && r.is_none())
-            .map(|(_, runs)| runs.iter().filter_map(|r| r["rps"].as_f64()).collect())
+            .map(|(_, runs)| runs.iter().map(|r| r[field].as_f64()).collect())
             .unwrap_or_default()
     };
-    let ratios: Vec<f64> = rates(name)
+    let ratios: Vec<f64> = values(name)
         .iter()
-        .zip(rates(other).iter())
-        .filter(|(_, o)| **o > 0.0)
-        .map(|(m, o)| m / o)
+        .zip(values(other).iter())
+        .filter_map(|(m, o)| Some((*m)? / (*o).filter(|o| *o > 0.0)?))
         .collect();
     (!ratios.is_empty()).then(|| median(ratios))
 }
@@ -1522,8 +1593,8 @@ fn report(path: &Path) -> LoadResult<()> {
     let stat = |runs: &[&Value], field: &str| {
         median(runs.iter().filter_map(|r| r[field].as_f64()).collect())
     };
-    println!("| scenario | load | runs | requests/s | p50 ms | p99 ms | errors | vs RS256 signing | vs bare Pingora |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| scenario | load | runs | requests/s | p50 ms | p99 ms | errors | server core | server CPU µs/request | vs RS256 signing | vs bare Pingora, requests/s | vs bare Pingora, CPU/request |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((name, rate), runs) in &rows {
         let rps = stat(runs, "rps");
         let load = rate.map_or("max".to_string(), |r| format!("{r:.0}/s"));
@@ -1536,7 +1607,8 @@ fn report(path: &Path) -> LoadResult<()> {
         } else {
             String::new()
         };
-        let vs_open = match (name.as_str(), rate) {
+        // What the row is compared with: bare Pingora, or the protected route it varies.
+        let baseline = match (name.as_str(), rate) {
             (
                 "protected"
                 | "unprotected"
@@ -1545,18 +1617,38 @@ fn report(path: &Path) -> LoadResult<()> {
                 | "client_credentials_es256"
                 | "client_credentials_eddsa",
                 None,
-            ) => paired_ratio(&rows, name, "bare_pingora")
-                .map_or(String::new(), |r| format!("{:.0} %", 100.0 * r)),
+            ) => Some(("bare_pingora", "")),
             ("protected_reloading" | "protected_guarded", None) => {
-                paired_ratio(&rows, name, "protected").map_or(String::new(), |r| {
-                    format!("{:.0} % of protected", 100.0 * r)
-                })
+                Some(("protected", " of protected"))
             }
-            _ => String::new(),
+            _ => None,
         };
+        let percent = |ratio: Option<f64>, of: &str| {
+            ratio.map_or(String::new(), |r| format!("{:.0} %{of}", 100.0 * r))
+        };
+        let (vs_rate, vs_cpu) = baseline.map_or_else(Default::default, |(base, of)| {
+            (
+                percent(paired_ratio(&rows, "rps", name, base), of),
+                // Fewer CPU microseconds per request is faster: the baseline's over the row's.
+                percent(
+                    paired_ratio(&rows, "server_cpu_us_per_request", base, name),
+                    of,
+                ),
+            )
+        });
+        let measured = |field: &str, show: &dyn Fn(f64) -> String| {
+            let values: Vec<f64> = runs.iter().filter_map(|r| r[field].as_f64()).collect();
+            if values.is_empty() {
+                String::new()
+            } else {
+                show(median(values))
+            }
+        };
+        let core = measured("server_core_share", &|v| format!("{:.0} %", 100.0 * v));
+        let cpu = measured("server_cpu_us_per_request", &|v| format!("{v:.1}"));
         let errors: u64 = runs.iter().filter_map(|r| r["errors"].as_u64()).sum();
         println!(
-            "| {name} | {load} | {} | {rps:.0} | {:.2} | {:.2} | {errors} | {vs_sign} | {vs_open} |",
+            "| {name} | {load} | {} | {rps:.0} | {:.2} | {:.2} | {errors} | {core} | {cpu} | {vs_sign} | {vs_rate} | {vs_cpu} |",
             runs.len(),
             stat(runs, "p50_ms"),
             stat(runs, "p99_ms"),

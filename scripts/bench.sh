@@ -11,7 +11,9 @@
 #
 # The bench measures the raw RS256 signing rate of one thread and drives each scenario; each
 # proxy row is compared with a bare Pingora proxy (benches/bare_pingora.rs) measured in the same
-# rounds. The protected route is measured with JWTs (row `protected`), with opaque tokens looked
+# rounds, by requests per second and by the server's CPU time per request (the load generator
+# reads it from /proc over each measured run, with the share of one core the server used: a
+# server below 100 % was not what capped its row). The protected route is measured with JWTs (row `protected`), with opaque tokens looked
 # up in the store (`protected_opaque`), while the configuration reloads every second
 # (`protected_reloading`), and on a route with a rate limit and health checks on
 # (`protected_guarded`). Two more instances of the gateway sign with an ES256 and an EdDSA key
@@ -66,6 +68,8 @@ loadgen=target/release/examples/loadgen
 out=target/bench
 results="$out/results.jsonl"
 pids=()
+# The process behind each port the runs target: the load generator reports its CPU time.
+declare -A server_pid=()
 # SIGINT first: Pingora's fast shutdown (on SIGTERM bare Pingora would wait out a five-minute
 # grace period). Then SIGTERM for what ignores SIGINT (a script's background jobs do).
 cleanup() {
@@ -111,9 +115,11 @@ start_gateway() {
   pids+=($!)
   taskset -c 1 target/release/examples/echo_upstream 127.0.0.1:18080 >"$out/upstream.log" 2>&1 &
   pids+=($!)
+  server_pid[18080]=$!
   TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgate --config conf/bench.yaml >"$out/gateway.log" 2>&1 &
   gateway=$!
   pids+=($gateway)
+  server_pid[16882]=$gateway
 }
 
 # The baseline (a bare Pingora proxy to the same upstream, on the gateway's core; only the one
@@ -131,12 +137,14 @@ signing_with() {
 start_baselines() {
   taskset -c 0 target/release/examples/bare_pingora 127.0.0.1:16883 127.0.0.1:18080 1 >"$out/bare.log" 2>&1 &
   pids+=($!)
+  server_pid[16883]=$!
   for variant in "es256 ES256 16884 19091" "ed25519 EdDSA 16885 19092"; do
     set -- $variant
     sed -e "s#127.0.0.1:16882#127.0.0.1:$3#; s#127.0.0.1:19090#127.0.0.1:$4#" conf/bench.yaml >"$out/bench-$1.ports.yaml"
     signing_with "$out/bench-$1.ports.yaml" "$out/bench-$1.yaml" "$2" "$1"
     TOLLGATE_STORE_URL=redis://127.0.0.1:16379/0 taskset -c 0 target/release/tollgate --config "$out/bench-$1.yaml" >"$out/gateway-$1.log" 2>&1 &
     pids+=($!)
+    server_pid[$3]=$!
   done
 }
 
@@ -144,6 +152,8 @@ run() { # scenario target-url [rate] [label]
   local extra=()
   [ -n "${3:-}" ] && extra+=(--rate "$3")
   [ -n "${4:-}" ] && extra+=(--label "$4")
+  local pid=${server_pid[${2##*:}]:-}
+  [ -n "$pid" ] && extra+=(--server-pid "$pid")
   taskset -c 1 "$loadgen" run --target "$2" --scenario "$1" --connections "$connections" --seconds "$seconds" --jsonl "${extra[@]}" | tee -a "$results" >&2
 }
 
