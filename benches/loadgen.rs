@@ -1042,7 +1042,28 @@ struct RunInfo {
     warmup: f64,
     timeout_ms: u64,
     /// The server's CPU time over the measured seconds (`--server-pid`).
-    server_cpu: Option<Duration>,
+    server_cpu: Option<ServerCpu>,
+}
+
+/// What the server under load used (`--server-pid`).
+#[derive(Clone, Copy)]
+struct ServerCpu {
+    /// CPU time, user and system, every thread.
+    used: Duration,
+    /// The wall time between the two readings.
+    over: Duration,
+}
+
+impl ServerCpu {
+    /// The share of one core.
+    fn core_share(self) -> f64 {
+        self.used.as_secs_f64() / self.over.as_secs_f64().max(1e-9)
+    }
+
+    /// CPU microseconds per request.
+    fn us_per_request(self, requests: u64) -> f64 {
+        self.used.as_secs_f64() * 1e6 / requests.max(1) as f64
+    }
 }
 
 /// The CPU time a process has used so far: user and system, every thread (/proc/PID/stat).
@@ -1136,14 +1157,24 @@ async fn run(args: RunArgs) -> LoadResult<()> {
             .map(|_| Tally::new().map(Mutex::new))
             .collect::<LoadResult<_>>()?,
     });
-    // The server's CPU time at the start and at the end of the measured seconds.
+    // The server's CPU time at the start and at the end of the measured seconds. A server
+    // that is gone by the end (it crashed under load) leaves the run's results without it.
     let server_cpu = args.server_pid.map(|pid| {
         process_cpu(pid)?;
         Ok::<_, LoadError>(tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
-            let before = process_cpu(pid)?;
+            let (before, from) = (process_cpu(pid).ok()?, Instant::now());
             tokio::time::sleep_until(end.into()).await;
-            Ok::<_, LoadError>(process_cpu(pid)?.saturating_sub(before))
+            match process_cpu(pid) {
+                Ok(after) => Some(ServerCpu {
+                    used: after.saturating_sub(before),
+                    over: from.elapsed(),
+                }),
+                Err(e) => {
+                    eprintln!("loadgen: no CPU time for the server: {e}");
+                    None
+                }
+            }
         }))
     });
     let server_cpu = server_cpu.transpose()?;
@@ -1176,7 +1207,7 @@ async fn run(args: RunArgs) -> LoadResult<()> {
             .map_err(|e| e.to_string())?;
     }
     let server_cpu = match server_cpu {
-        Some(sampler) => Some(sampler.await.map_err(|e| e.to_string())??),
+        Some(sampler) => sampler.await.map_err(|e| e.to_string())?,
         None => None,
     };
     let per_scenario = Arc::try_unwrap(mix)
@@ -1275,10 +1306,9 @@ fn row_json(row: &Row, info: &RunInfo) -> Value {
     }
     // The server's CPU belongs to every request of the run: the one row, or a mix's total.
     if let (Some(cpu), true) = (info.server_cpu, row.total || !info.mix) {
-        v["server_core_share"] = Value::from(cpu.as_secs_f64() / info.seconds);
+        v["server_core_share"] = Value::from(cpu.core_share());
         if !t.latencies.is_empty() {
-            v["server_cpu_us_per_request"] =
-                Value::from(cpu.as_secs_f64() * 1e6 / t.latencies.len() as f64);
+            v["server_cpu_us_per_request"] = Value::from(cpu.us_per_request(t.latencies.len()));
         }
     }
     v
@@ -1343,11 +1373,10 @@ fn table(rows: &[Row], info: &RunInfo) -> String {
         info.server_cpu,
         rows.iter().find(|r| r.total).or(rows.first()),
     ) {
-        let requests = all.tally.latencies.len().max(1) as f64;
         out += &format!(
             "server: {:.0} % of one core, {:.1} µs of CPU per request\n",
-            100.0 * cpu.as_secs_f64() / info.seconds,
-            cpu.as_secs_f64() * 1e6 / requests
+            100.0 * cpu.core_share(),
+            cpu.us_per_request(all.tally.latencies.len())
         );
     }
     out
@@ -1630,10 +1659,16 @@ fn report(path: &Path) -> LoadResult<()> {
             (
                 percent(paired_ratio(&rows, "rps", name, base), of),
                 // Fewer CPU microseconds per request is faster: the baseline's over the row's.
-                percent(
-                    paired_ratio(&rows, "server_cpu_us_per_request", base, name),
-                    of,
-                ),
+                // The upstream row's server is the echo upstream, another program: its CPU
+                // time is not compared.
+                if name == "upstream" {
+                    String::new()
+                } else {
+                    percent(
+                        paired_ratio(&rows, "server_cpu_us_per_request", base, name),
+                        of,
+                    )
+                },
             )
         });
         let measured = |field: &str, show: &dyn Fn(f64) -> String| {

@@ -22,6 +22,7 @@ impl std::fmt::Debug for Response {
 impl Response {
     /// A JSON response that no cache may keep (RFC 6749 5.1 requires it for tokens).
     pub fn json(status: u16, body: &impl serde::Serialize) -> Self {
+        let (status, body) = json_body(status, body);
         Self {
             status,
             headers: vec![
@@ -29,19 +30,20 @@ impl Response {
                 ("cache-control", "no-store".into()),
                 ("pragma", "no-cache".into()),
             ],
-            body: json_bytes(body),
+            body,
         }
     }
 
     /// A JSON document anyone may cache for `max_age` seconds (discovery, JWKS).
     pub fn json_public(status: u16, body: &impl serde::Serialize, max_age: u64) -> Self {
+        let (status, body) = json_body(status, body);
         Self {
             status,
             headers: vec![
                 ("content-type", "application/json;charset=UTF-8".into()),
                 ("cache-control", format!("public, max-age={max_age}")),
             ],
-            body: json_bytes(body),
+            body,
         }
     }
 
@@ -79,14 +81,17 @@ impl Response {
     }
 }
 
-/// `body` as JSON bytes, written straight into a buffer (`Value`'s `Display` goes through a
-/// formatter, a call per token). What the endpoints answer always serializes; were it not to,
-/// the client gets `server_error`, not an empty body.
-fn json_bytes(body: &impl serde::Serialize) -> Vec<u8> {
-    serde_json::to_vec(body).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "a response body did not serialize");
-        br#"{"error":"server_error"}"#.to_vec()
-    })
+/// `status` and `body` as JSON bytes, written straight into a buffer (`Value`'s `Display`
+/// goes through a formatter, a call per token). What the endpoints answer always serializes;
+/// were it not to, the client gets a 500 `server_error`, not an empty or partial body.
+fn json_body(status: u16, body: &impl serde::Serialize) -> (u16, Vec<u8>) {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "a response body did not serialize");
+            (500, br#"{"error":"server_error"}"#.to_vec())
+        }
+    }
 }
 
 /// `uri` with `pairs` appended to its query, form-encoded.

@@ -2,10 +2,11 @@
 //! strong hash does not cap throughput.
 //!
 //! The cache never holds a secret. It holds an HMAC-SHA256 tag of (identity, configured hash,
-//! presented secret) under a key drawn at start and never stored, so a memory dump yields
-//! nothing that can be replayed or brute-forced offline more cheaply than the argon2 hashes in
-//! the config. Only successful verifications are cached: every failure pays the full argon2
-//! cost, which is what throttles guessing.
+//! presented secret) under a key drawn at start and never stored, so nothing on disk or in the
+//! store can be replayed, and the tags alone cannot be brute-forced offline (a dump of the whole
+//! process memory holds the key too, and with it would allow guesses at HMAC speed). Only
+//! successful verifications are cached: every failure pays the full argon2 cost, which is what
+//! throttles guessing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
