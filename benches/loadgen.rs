@@ -139,8 +139,8 @@ struct RunArgs {
     /// The process id of the server under load, when it runs on this machine (Linux): its CPU
     /// time over the measured seconds (every thread, user and system, from /proc) is reported
     /// as the share of one core it used and as CPU time per request, which shows whether the
-    /// server was the bottleneck and, unlike requests per second, moves little with what else
-    /// the machine runs.
+    /// server was the bottleneck and, unlike requests per second, leaves out time the server
+    /// waited for its core.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
     #[command(flatten)]

@@ -4,7 +4,7 @@
 # (benches/loadgen.rs, the same command operators point at their own deployment; see README,
 # "Load-testing your own deployment").
 #
-#   scripts/bench.sh          # the bench: a Markdown table, about 8 minutes with the defaults
+#   scripts/bench.sh          # the bench: a Markdown table, about 10 minutes with the defaults
 #   scripts/bench.sh soak     # (or BENCH_SOAK=1) the soak: memory under a long steady load
 #   scripts/bench.sh fleet    # one gateway against two on one Redis, with Redis's CPU share
 #   scripts/bench.sh instructions  # instructions per proxied request, bare Pingora and Tollgate
@@ -22,8 +22,9 @@
 #
 # The soak measures the protected route's maximum, then drives it at half of that for
 # SOAK_SECONDS (default 600) while it samples the gateway's resident memory (VmRSS) every
-# 10 s, and prints the samples with the first, last and largest. It starts only what it
-# drives: Redis, the upstream and the gateway.
+# 10 s, and prints the samples with the first, last and largest, and the gateway's share of
+# its core and CPU time per request over the soak. It starts only what it drives: Redis, the
+# upstream and the gateway.
 #
 # The fleet mode starts two gateways on one Redis (A on core 0, B on core 1) and, per
 # scenario, drives A alone and then A and B together (two load generators, half the
@@ -235,7 +236,7 @@ soak() {
   rate=$(awk -v m="$max" 'BEGIN { printf "%d", m / 2 }')
   echo "bench: soak: the protected route at ${rate}/s (half of its maximum, ${max}/s) for ${soak_seconds} s" >&2
   taskset -c 1 "$loadgen" run --target "$gw" --scenario protected --connections "$connections" \
-    --seconds "$soak_seconds" --rate "$rate" --json "$out/soak.json" --svg "$out/soak.svg" >"$out/soak.txt" &
+    --seconds "$soak_seconds" --rate "$rate" --server-pid "$gateway" --json "$out/soak.json" --svg "$out/soak.svg" >"$out/soak.txt" &
   local load=$!
   pids+=($load)
 
