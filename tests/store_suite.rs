@@ -141,6 +141,44 @@ async fn store_suite(open: impl Fn(&str) -> Arc<dyn Store>) {
         "no increment lost"
     );
 
+    // take_if: deletes only what the caller read, once among concurrent callers
+    store
+        .put("checked-code", b"record", ttl)
+        .await
+        .expect("put");
+    assert!(!store
+        .take_if("checked-code", b"other")
+        .await
+        .expect("take_if"));
+    assert!(store.get("checked-code").await.expect("get").is_some());
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .take_if("checked-code", b"record")
+                .await
+                .expect("take_if")
+        }));
+    }
+    let mut takers = 0;
+    for t in tasks {
+        takers += u32::from(t.await.expect("task"));
+    }
+    assert_eq!(takers, 1, "take_if winners");
+    assert_eq!(store.get("checked-code").await.expect("get"), None);
+    assert!(!store.take_if("absent", b"x").await.expect("take_if"));
+
+    // decr: a refund of incr, never below zero and never creating a counter
+    store.decr("no-counter").await.expect("decr");
+    assert_eq!(store.get("no-counter").await.expect("get"), None);
+    assert_eq!(store.incr("refunds", ttl).await.expect("incr"), 1);
+    assert_eq!(store.incr("refunds", ttl).await.expect("incr"), 2);
+    store.decr("refunds").await.expect("decr");
+    store.decr("refunds").await.expect("decr");
+    store.decr("refunds").await.expect("decr");
+    assert_eq!(store.incr("refunds", ttl).await.expect("incr"), 1);
+
     // key prefixes keep deployments apart
     let other = open("other:");
     store.put("shared-name", b"mine", ttl).await.expect("put");

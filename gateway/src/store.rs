@@ -77,6 +77,14 @@ impl Store for MeteredStore {
         )
     }
 
+    async fn take_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.observe("take_if", self.inner.take_if(key, expected).await)
+    }
+
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        self.observe("decr", self.inner.decr(key).await)
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.observe("delete", self.inner.delete(key).await)
     }
@@ -333,6 +341,12 @@ mod tests {
         }
         async fn delete(&self, _: &str) -> Result<bool, StoreError> {
             Ok(false)
+        }
+        async fn take_if(&self, _: &str, _: &[u8]) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn decr(&self, _: &str) -> Result<(), StoreError> {
+            Ok(())
         }
         async fn incr(&self, _: &str, _: Duration) -> Result<u64, StoreError> {
             Ok(1)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::OAuthProvider;
 use crate::config::{Client, Grant, User};
+use crate::crypto;
 use crate::error::OAuthError;
 use crate::form::{basic_credentials, Params};
 use crate::records::store_key;
@@ -33,6 +34,20 @@ pub(crate) struct AuthenticatedClient<'a> {
     pub secret: Option<String>,
 }
 
+/// The longest `client_id` or `username` taken: a longer one is refused (`invalid_request`)
+/// before any counter, store key or log line sees it.
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = 256;
+
+/// Refuses an identifier longer than [`MAX_IDENTIFIER_BYTES`].
+pub(crate) fn check_identifier(what: &str, value: &str) -> Result<(), OAuthError> {
+    if value.len() > MAX_IDENTIFIER_BYTES {
+        return Err(OAuthError::InvalidRequest(format!(
+            "{what} is longer than {MAX_IDENTIFIER_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// The brute-force counters an authentication attempt counts against (`kind` is `client` or
 /// `user`). The policy: an address that fails `max_failures` times for one account, or for
 /// any accounts, is refused (429) for the window; the account itself is never locked, since
@@ -40,6 +55,13 @@ pub(crate) struct AuthenticatedClient<'a> {
 /// `account_max_failures` failures from all addresses together, every attempt on the account
 /// is slowed down instead (a growing, bounded delay), so a correct credential from an address
 /// under its own budget still succeeds.
+///
+/// An attempt is counted *before* its secret is checked, by one atomic increment that also
+/// says whether it is within the budget, and given back when it succeeds (or was refused
+/// unchecked): a counter holds the failures of its window plus the attempts being checked
+/// right now, so a burst of concurrent guesses gets at most `max_failures` of them checked,
+/// wherever in the fleet they land. Keys name accounts by a digest: an attacker's string
+/// never becomes a store key.
 pub(crate) struct FailureCounters {
     /// Per (account, address): refused past `max_failures`.
     pair: String,
@@ -50,12 +72,29 @@ pub(crate) struct FailureCounters {
 }
 
 impl FailureCounters {
-    fn new(kind: &str, id: &str, client_ip: Option<IpAddr>) -> Self {
-        let ip = client_ip.map_or_else(|| "local".to_string(), |ip| ip.to_string());
+    pub(crate) fn new(kind: &str, id: &str, client_ip: Option<IpAddr>) -> Self {
+        let who = &crypto::digest_hex(&format!("{kind}\0{id}"))[..32];
+        let ip = client_ip.map_or_else(|| "local".to_string(), counted_address);
         Self {
-            pair: store_key::failures_from(kind, id, &ip),
+            pair: store_key::failures_from(kind, who, &ip),
             address: client_ip.map(|_| store_key::failures("ip", &ip)),
-            account: store_key::failures(kind, id),
+            account: store_key::failures(kind, who),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        [&self.pair, &self.account].into_iter().chain(&self.address)
+    }
+}
+
+/// The address failures count against: an IPv4 address, or the /64 of an IPv6 one (a
+/// client holds a whole /64, and would otherwise get 2^64 budgets).
+fn counted_address(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
     }
 }
@@ -70,8 +109,42 @@ pub(crate) fn failure_delay(count: u64, threshold: u64, max: Duration) -> Durati
     (Duration::from_millis(100) * (1u32 << doublings)).min(max)
 }
 
+/// Attempts on one (account, address) pair run one at a time in this process: of a burst of
+/// concurrent requests with a right credential not yet remembered, the first checks it and
+/// the others find it remembered, instead of all of them counting against the budget at once.
+/// Striped by a keyed hash, so an attacker cannot choose whom they queue behind.
+pub(crate) struct AttemptLocks {
+    hasher: std::collections::hash_map::RandomState,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl AttemptLocks {
+    const STRIPES: usize = 256;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            hasher: std::collections::hash_map::RandomState::new(),
+            stripes: (0..Self::STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn lock(&self, who: &FailureCounters) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher;
+        let stripe = self.hasher.hash_one(&who.pair) as usize % self.stripes.len();
+        self.stripes[stripe].lock().await
+    }
+}
+
 impl OAuthProvider {
-    async fn failures(&self, key: &str) -> Result<u64, OAuthError> {
+    fn too_many_attempts(&self) -> OAuthError {
+        OAuthError::TooManyAttempts {
+            retry_after_secs: self.config.failure_window.as_secs(),
+        }
+    }
+
+    async fn count(&self, key: &str) -> Result<u64, OAuthError> {
         Ok(self
             .store
             .get(key)
@@ -79,19 +152,54 @@ impl OAuthProvider {
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
             .unwrap_or(0))
     }
-    /// Fails with 429 when this address has used up its budget (for this account or in
-    /// all), and waits first when the account has had many failures from everywhere (see
-    /// [`FailureCounters`]).
-    pub(crate) async fn check_failures(&self, who: &FailureCounters) -> Result<(), OAuthError> {
-        for key in std::iter::once(&who.pair).chain(&who.address) {
-            if self.failures(key).await? >= self.config.max_failures {
-                return Err(OAuthError::TooManyAttempts {
-                    retry_after_secs: self.config.failure_window.as_secs(),
-                });
+
+    /// Refuses (429) when `who`'s address has no budget left, without counting: for a
+    /// credential already known to be right (remembered), which must not pass where any
+    /// guess is refused, or the answer would tell a guesser past the limit it guessed right.
+    async fn within_budget(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        let address = async {
+            match &who.address {
+                Some(key) => self.count(key).await,
+                None => Ok(0),
             }
+        };
+        let (pair, address) = tokio::join!(self.count(&who.pair), address);
+        if pair? >= self.config.max_failures || address? >= self.config.max_failures {
+            return Err(self.too_many_attempts());
         }
+        Ok(())
+    }
+
+    /// Counts an attempt before its secret is checked: past the address's budget it is
+    /// refused (429) and given back; otherwise it stays counted until [`Self::succeeded`]
+    /// gives it back. Waits first when the account had many failures from everywhere (see
+    /// [`FailureCounters`]).
+    async fn count_attempt(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        let window = self.config.failure_window;
+        let address = async {
+            match &who.address {
+                Some(key) => self.store.incr(key, window).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (pair, address) = tokio::join!(self.store.incr(&who.pair, window), address);
+        let max = self.config.max_failures;
+        let (pair, address) = (pair?, address?);
+        if pair > max || address.is_some_and(|n| n > max) {
+            let address = async {
+                match &who.address {
+                    Some(key) => self.store.decr(key).await,
+                    None => Ok(()),
+                }
+            };
+            let (pair, address) = tokio::join!(self.store.decr(&who.pair), address);
+            pair?;
+            address?;
+            return Err(self.too_many_attempts());
+        }
+        let account = self.store.incr(&who.account, window).await?;
         let delay = failure_delay(
-            self.failures(&who.account).await?,
+            account.saturating_sub(1),
             self.config.account_max_failures,
             self.config.max_failure_delay,
         );
@@ -102,16 +210,47 @@ impl OAuthProvider {
         }
         Ok(())
     }
-    /// Counts a failure against each of `who`'s counters.
-    pub(crate) async fn record_failure(&self, who: &FailureCounters) -> Result<(), OAuthError> {
-        for key in [&who.pair, &who.account].into_iter().chain(&who.address) {
-            self.store.incr(key, self.config.failure_window).await?;
+
+    /// Gives back a counted attempt that succeeded.
+    async fn succeeded(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        let results = futures_util::future::join_all(who.all().map(|k| self.store.decr(k))).await;
+        for result in results {
+            result?;
         }
         Ok(())
     }
+
+    /// Checks a secret under the brute-force counters: `remembered` answers without argon2
+    /// for a secret verified recently (still refused past the budget), `check` runs the
+    /// verification of an attempt that was counted first.
+    async fn counted_check(
+        &self,
+        who: &FailureCounters,
+        remembered: impl Fn() -> bool,
+        check: impl std::future::Future<Output = bool>,
+    ) -> Result<bool, OAuthError> {
+        if remembered() {
+            self.within_budget(who).await?;
+            return Ok(true);
+        }
+        let _turn = self.attempts.lock(who).await;
+        // While this attempt waited its turn, another may have verified the same secret.
+        if remembered() {
+            self.within_budget(who).await?;
+            return Ok(true);
+        }
+        self.count_attempt(who).await?;
+        let ok = check.await;
+        if ok {
+            self.succeeded(who).await?;
+        }
+        Ok(ok)
+    }
+
     /// Authenticates the client of a token request (RFC 6749 2.3): HTTP Basic, or
     /// `client_id`/`client_secret` in the body, never both; no secret only for a public
-    /// client or one allowed the password grant without one.
+    /// client or one allowed the password grant without one. A secret counts against the
+    /// brute-force budget; no secret is not a guess and counts nothing.
     pub(crate) async fn authenticate_client(
         &self,
         authorization: Option<&str>,
@@ -121,28 +260,17 @@ impl OAuthProvider {
     ) -> Result<AuthenticatedClient<'_>, OAuthError> {
         let presented = presented_client(authorization, params)?;
         let client = self.config.clients.get(&presented.id);
-        // A secret verified minutes ago is no guess: it passes without a store round trip.
-        if let (Some(c), Some(secret)) = (client, &presented.secret) {
-            if let Some(hash) = &c.secret_hash {
-                if self
-                    .verifier
-                    .remembers(&presented.id, hash, secret.as_bytes())
-                {
-                    return Ok(AuthenticatedClient {
-                        client: c,
-                        secret: presented.secret,
-                    });
-                }
-            }
-        }
-        let who = FailureCounters::new("client", &presented.id, client_ip);
-        self.check_failures(&who).await?;
         let ok = match (&presented.secret, client) {
             (Some(secret), client) => {
                 let hash = client.and_then(|c| c.secret_hash.as_ref());
-                self.verifier
-                    .verify(&presented.id, hash, secret.as_bytes())
-                    .await
+                let who = FailureCounters::new("client", &presented.id, client_ip);
+                let remembered = || {
+                    hash.is_some_and(|h| {
+                        self.verifier.remembers(&presented.id, h, secret.as_bytes())
+                    })
+                };
+                let check = self.verifier.verify(&presented.id, hash, secret.as_bytes());
+                self.counted_check(&who, remembered, check).await?
             }
             (None, Some(c)) => match purpose {
                 AuthPurpose::Grant(grant) => {
@@ -160,15 +288,21 @@ impl OAuthProvider {
                 secret: presented.secret,
             }),
             _ => {
-                self.record_failure(&who).await?;
-                tracing::info!(client_id = %presented.id, "client authentication failed");
+                // A configured id is the operator's; an unknown one is the caller's string.
+                match client {
+                    Some(c) => {
+                        tracing::info!(client_id = %c.client_id, "client authentication failed")
+                    }
+                    None => tracing::info!("client authentication failed: unknown client"),
+                }
                 Err(OAuthError::InvalidClient {
                     basic: presented.basic,
                 })
             }
         }
     }
-    /// Authenticates a user by username and password, counting failures per username and
+
+    /// Authenticates a user by username and password, counting attempts per username and
     /// address. Unknown users cost the same time as known ones and get the same error.
     pub(crate) async fn authenticate_user(
         &self,
@@ -176,31 +310,22 @@ impl OAuthProvider {
         password: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Option<&User>, OAuthError> {
+        check_identifier("username", username)?;
         let user = self.config.users.get(username);
-        if let Some(u) = user {
-            if self
-                .verifier
-                .remembers(username, &u.password_hash, password.as_bytes())
-            {
-                return Ok(user);
-            }
-        }
         let who = FailureCounters::new("user", username, client_ip);
-        self.check_failures(&who).await?;
-        let ok = self
-            .verifier
-            .verify(
-                username,
-                user.map(|u| &u.password_hash),
-                password.as_bytes(),
-            )
-            .await;
-        if ok {
-            Ok(user)
-        } else {
-            self.record_failure(&who).await?;
-            Ok(None)
-        }
+        let remembered = || {
+            user.is_some_and(|u| {
+                self.verifier
+                    .remembers(username, &u.password_hash, password.as_bytes())
+            })
+        };
+        let check = self.verifier.verify(
+            username,
+            user.map(|u| &u.password_hash),
+            password.as_bytes(),
+        );
+        let ok = self.counted_check(&who, remembered, check).await?;
+        Ok(if ok { user } else { None })
     }
 }
 
@@ -210,7 +335,7 @@ fn presented_client(
     params: &Params,
 ) -> Result<PresentedClient, OAuthError> {
     let basic = authorization.and_then(basic_credentials).transpose()?;
-    match basic {
+    let presented = match basic {
         Some(creds) => {
             if params.contains("client_secret") {
                 return Err(OAuthError::InvalidRequest(
@@ -222,23 +347,25 @@ fn presented_client(
                     "client_id does not match the Basic credentials".into(),
                 ));
             }
-            Ok(PresentedClient {
+            PresentedClient {
                 id: creds.id,
                 secret: Some(creds.secret),
                 basic: true,
-            })
+            }
         }
         None => {
             let Some(id) = params.get("client_id") else {
                 return Err(OAuthError::InvalidClient { basic: false });
             };
-            Ok(PresentedClient {
+            PresentedClient {
                 id: id.to_string(),
                 secret: params.get("client_secret").map(str::to_string),
                 basic: false,
-            })
+            }
         }
-    }
+    };
+    check_identifier("client_id", &presented.id)?;
+    Ok(presented)
 }
 
 #[cfg(test)]

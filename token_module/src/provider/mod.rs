@@ -45,6 +45,8 @@ pub struct OAuthProvider {
     upstream_tokens: upstream_token::UpstreamTokens,
     /// Attempts slowed down because their account had many failures.
     throttled: Arc<std::sync::atomic::AtomicU64>,
+    /// One attempt at a time per (account, address) in this process.
+    attempts: Arc<client_auth::AttemptLocks>,
     clock: Arc<dyn Clock>,
 }
 
@@ -84,6 +86,7 @@ impl OAuthProvider {
             store,
             verifier,
             throttled: Arc::default(),
+            attempts: Arc::new(client_auth::AttemptLocks::new()),
             clock,
         })
     }
@@ -99,6 +102,7 @@ impl OAuthProvider {
             store: Arc::clone(&self.store),
             verifier: self.verifier.forgetting(),
             throttled: Arc::clone(&self.throttled),
+            attempts: Arc::clone(&self.attempts),
             clock: Arc::clone(&self.clock),
         }
     }

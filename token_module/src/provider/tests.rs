@@ -496,11 +496,17 @@ impl crate::store::Store for WatchedStore {
         }
         self.inner.compare_and_swap(key, expected, new, ttl).await
     }
+    async fn take_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.inner.take_if(key, expected).await
+    }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.inner.delete(key).await
     }
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         self.inner.incr(key, ttl).await
+    }
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.decr(key).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

@@ -157,6 +157,18 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn take_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        Ok(self.with_entries(false, |m| {
+            if live_value(m, &key, now).as_deref() != Some(expected) {
+                return false;
+            }
+            m.remove(&key);
+            true
+        }))
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let key = self.key(key);
         let now = Instant::now();
@@ -182,6 +194,23 @@ impl Store for MemoryStore {
             );
             count
         }))
+    }
+
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        let key = self.key(key);
+        let now = Instant::now();
+        self.with_entries(false, |m| {
+            let Some(entry) = m.get_mut(&key).filter(|e| e.live(now)) else {
+                return;
+            };
+            let count = std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(count) = count {
+                entry.value = count.saturating_sub(1).to_string().into_bytes();
+            }
+        });
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -68,12 +68,21 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<bool, StoreError>;
 
+    /// Atomically deletes `key` only if it currently holds `expected`; returns whether it
+    /// deleted. Of concurrent callers that read the same value, exactly one gets `true`: an
+    /// authorization code is checked first and taken only with what the check read.
+    async fn take_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+
     /// Deletes `key`; returns whether something was there.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Adds one to the counter under `key` and returns the new count. A counter that did not
     /// exist starts at 1 and expires `ttl` after that first increment (a fixed window).
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+
+    /// Takes one back from the live counter under `key` (a refund of [`Store::incr`]): never
+    /// below zero, never creating a counter, never moving its expiry.
+    async fn decr(&self, key: &str) -> Result<(), StoreError>;
 
     /// Checks that the backend answers; `/readyz` reports this.
     async fn ping(&self) -> Result<(), StoreError>;

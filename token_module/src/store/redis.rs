@@ -22,6 +22,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// `DEL key` only if `key` holds `expected`.
+const TAKE_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// `DECR key` only if it is alive and above zero (a `DECR` of a missing key would create
+/// one that never expires).
+const DECR_LIVE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0";
+
 /// `SET key value PX ttl`, then `PUBLISH channel event`; returns whether the event went out
 /// (`pcall`: a user the server's ACL keeps from pub/sub still stores).
 const PUT_AND_PUBLISH: &str = r"
@@ -102,6 +116,8 @@ pub struct RedisStore {
     compare_and_swap: Script,
     incr_window: Script,
     put_and_publish: Script,
+    take_if: Script,
+    decr_live: Script,
 }
 
 impl RedisStore {
@@ -138,6 +154,8 @@ impl RedisStore {
             compare_and_swap: Script::new(COMPARE_AND_SWAP),
             incr_window: Script::new(INCR_WINDOW),
             put_and_publish: Script::new(PUT_AND_PUBLISH),
+            take_if: Script::new(TAKE_IF),
+            decr_live: Script::new(DECR_LIVE),
         })
     }
 
@@ -277,6 +295,20 @@ impl Store for RedisStore {
         Ok(swapped == 1)
     }
 
+    async fn take_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let taken: i64 = self
+            .run(|mut c| async move {
+                self.take_if
+                    .key(key)
+                    .arg(expected)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(taken == 1)
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key(key));
@@ -294,6 +326,14 @@ impl Store for RedisStore {
                 .await
         })
         .await
+    }
+
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        let key = self.key(key);
+        let _: i64 = self
+            .run(|mut c| async move { self.decr_live.key(key).invoke_async(&mut c).await })
+            .await?;
+        Ok(())
     }
 
     /// `CONFIG GET maxmemory-policy`. A Redis that refuses `CONFIG` (renamed or disabled, as
