@@ -123,6 +123,18 @@ async fn protected_spellings_need_a_token() {
         ("/v1/%2e%2e/v1/pets", 400),
         ("/v1/%2e%2E/v1/pets", 400),
         ("/v1/%2570ets", 400),
+        // Double encodings however spelled, and delimiters a second decoding would see.
+        ("/v1/%25%37%30ets", 400),
+        ("/v1/%257%30ets", 400),
+        ("/v1/%25%32%65%25%32%65/admin", 400),
+        ("/v1/pets%3Bx=1", 400),
+        ("/v1/pets%3F/x", 400),
+        // Spellings frameworks match without case, trailing dots or format suffixes.
+        ("/v1/PETS", 400),
+        ("/v1/Pets/7", 400),
+        ("/V1/pets", 400),
+        ("/v1/pets.", 400),
+        ("/v1/pets.json", 400),
         ("/v1/pets%20", 400),
         ("/v1/%C0%AF", 400),
     ] {
@@ -334,10 +346,17 @@ async fn the_options_decide_ambiguous_forms() {
         &[],
         routes().await,
         "",
-        "  merge_slashes: false\n  path_parameters: keep\n  escaped_slashes: keep\n",
+        "  merge_slashes: false\n  path_parameters: keep\n  escaped_slashes: keep\n  path_case: insensitive\n",
     );
     let addr = env.gw.http;
     let auth = bearer(&read_only_token(&env).await);
+    // Case ignored in matching: another case is the protected route, a suffix still refused.
+    assert_eq!(send(addr, "GET", "/V1/Pets", &[]).status, 401);
+    let r = send(addr, "GET", "/V1/Pets", &[&auth]);
+    assert_eq!((r.status, r.upstream_path()), (200, "/V1/Pets"));
+    assert_eq!(send(addr, "GET", "/v1/Pets.json", &[]).status, 400);
+    // Decoded once more, `%3B` is a parameter: matched as one.
+    assert_eq!(send(addr, "GET", "/v1/pets%3Bx", &[]).status, 401);
     for target in ["/v1/pets;x=1", "/v1;a/pets;b/7", "/v1/%70ets;x"] {
         let r = send(addr, "GET", target, &[]);
         assert_eq!(r.status, 401, "{target}: {}", r.head);
@@ -368,6 +387,28 @@ async fn the_options_decide_ambiguous_forms() {
         r.head
     );
     assert_eq!(send(addr, "GET", "/v1/..%2Fv1/pets", &[]).status, 400);
+    assert_eq!(send(addr, "GET", "/v1/x;%2F../pets", &[]).status, 400);
+}
+
+/// Case-sensitive upstreams everywhere (`path_case: sensitive`): paths match exactly and no
+/// spelling is refused for its case.
+#[tokio::test(flavor = "multi_thread")]
+async fn case_sensitive_tables_match_exactly() {
+    let env = OAuthEnv::start_with_server(
+        Backend::Memory,
+        &[],
+        routes().await,
+        "",
+        "  path_case: sensitive\n",
+    );
+    let r = send(env.gw.http, "GET", "/v1/PETS", &[]);
+    assert_eq!(
+        (r.status, r.upstream_path()),
+        (200, "/v1/PETS"),
+        "{}",
+        r.head
+    );
+    assert_eq!(send(env.gw.http, "GET", "/v1/pets", &[]).status, 401);
 }
 
 /// HTTP/2 `:authority` is the host, compared like `Host`.

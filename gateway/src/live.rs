@@ -179,6 +179,7 @@ fn summarize(config: &GatewayConfig) -> Summary {
         ("oauth_rate_limit", format!("{:?}", config.oauth_rate_limit)),
         ("server.log_level", server.log_level.clone()),
         ("server.path_rules", format!("{:?}", server.path_rules)),
+        ("server.path_case", format!("{:?}", server.path_case)),
         (
             "server.request_limits",
             format!("{:?}", server.request_limits),

@@ -313,6 +313,14 @@ impl ProxyHttp for Gateway {
             &req.method,
             ctx.path(req),
         );
+        let selected = match selected {
+            Ok(selected) => selected,
+            Err(loose) => {
+                let refused = GatewayError::InvalidRequest(loose.to_string());
+                respond::write(session, refused.into_response()).await?;
+                return Ok(true);
+            }
+        };
         let Some(route) = selected.map(Arc::clone) else {
             respond::write(session, GatewayError::NoRoute.into_response()).await?;
             return Ok(true);

@@ -111,14 +111,20 @@ impl Route {
     }
 
     /// Whether the route takes a request for `path` with `method` from `host` (asked only
-    /// of a route that names a host).
+    /// of a route that names a host), its path compared by `compare`.
     fn matches<'h>(
         &self,
         host: &mut impl FnMut() -> Option<&'h str>,
         method: &Method,
         path: &str,
+        compare: Compare,
     ) -> bool {
-        path_has_prefix(path, &self.path_prefix)
+        let path_matches = match compare {
+            Compare::Exact => path_has_prefix(path, &self.path_prefix),
+            Compare::IgnoringCase => path_has_prefix_ignoring_case(path, &self.path_prefix),
+            Compare::Loosely => path_has_prefix_loosely(path, &self.path_prefix),
+        };
+        path_matches
             && (self.methods.is_empty() || self.methods.contains(method))
             && self
                 .host
@@ -136,16 +142,88 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
     }
 }
 
+/// As [`path_has_prefix`], ASCII case ignored.
+fn path_has_prefix_ignoring_case(path: &str, prefix: &str) -> bool {
+    match path.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => {
+            let rest = &path[prefix.len()..];
+            rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
+        }
+        _ => false,
+    }
+}
+
+/// As [`path_has_prefix`], each segment compared as frameworks that are lenient about
+/// spelling compare it: ASCII case ignored and trailing dots dropped (`/v1/PETS.`), and the
+/// path's last segment also by what precedes its first dot (`/v1/pets.json`, a format
+/// suffix).
+fn path_has_prefix_loosely(path: &str, prefix: &str) -> bool {
+    let segments = |p: &'_ str| -> Vec<String> {
+        p.trim_start_matches('/')
+            .split('/')
+            .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+            .collect()
+    };
+    let wanted = segments(prefix.strip_suffix('/').unwrap_or(prefix));
+    if prefix == "/" {
+        return true;
+    }
+    let have = segments(path);
+    if have.len() < wanted.len() {
+        return false;
+    }
+    let last = have.len() - 1;
+    wanted
+        .iter()
+        .zip(&have)
+        .enumerate()
+        .all(|(i, (want, got))| {
+            want == got || (i == last && got.split('.').next().is_some_and(|stem| stem == want))
+        })
+}
+
+/// How a route's prefix is compared with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    Exact,
+    IgnoringCase,
+    Loosely,
+}
+
+/// How routes compare the case of paths (`server.path_case`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathCase {
+    /// Paths are matched exactly, and a path that falls under a protected route only when
+    /// compared loosely (ASCII case ignored, trailing dots dropped, a `.ext` suffix on its
+    /// last segment dropped) is refused: Express, ASP.NET, IIS and format-suffix routers
+    /// would serve that route's handler for it, unauthenticated.
+    #[default]
+    Guarded,
+    /// Paths are matched exactly and nothing is refused: every upstream matches exactly.
+    Sensitive,
+    /// Paths are matched with ASCII case ignored (every upstream ignores it); trailing
+    /// dots and suffixes are guarded as with `Guarded`.
+    Insensitive,
+}
+
+/// A path that is another spelling of a protected route (see [`PathCase::Guarded`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the path is another spelling of the protected route `{0}`")]
+pub struct LooseSpelling(pub String);
+
 /// All routes, ordered so that the first match is the best one.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,
+    case: PathCase,
+    /// Whether any route checks tokens (otherwise no spelling needs guarding).
+    any_protected: bool,
 }
 
 impl RouteTable {
     /// Orders routes by prefix length (longest first); at equal length, routes that name a
     /// host or methods come before those that do not; otherwise file order.
-    pub fn new(routes: Vec<Route>) -> Self {
+    pub fn new(routes: Vec<Route>, case: PathCase) -> Self {
         let mut routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
         routes.sort_by_key(|r| {
             (
@@ -154,20 +232,50 @@ impl RouteTable {
                 r.methods.is_empty(),
             )
         });
-        Self { routes }
+        let any_protected = routes.iter().any(|r| r.auth.is_some());
+        Self {
+            routes,
+            case,
+            any_protected,
+        }
     }
 
     /// The route for a request; `host` gives the `Host` without its port, and is called only
-    /// when a route that names a host is a candidate (most tables name none).
+    /// when a route that names a host is a candidate (most tables name none). Refuses a path
+    /// that falls under a protected route only loosely (see [`PathCase`]).
     pub fn select<'h>(
         &self,
         mut host: impl FnMut() -> Option<&'h str>,
         method: &Method,
         path: &str,
-    ) -> Option<&Arc<Route>> {
-        self.routes
+    ) -> Result<Option<&Arc<Route>>, LooseSpelling> {
+        let compare = match self.case {
+            PathCase::Insensitive => Compare::IgnoringCase,
+            _ => Compare::Exact,
+        };
+        let exact = self
+            .routes
             .iter()
-            .find(|r| r.matches(&mut host, method, path))
+            .find(|r| r.matches(&mut host, method, path, compare));
+        // Only a dot, or an upper-case letter where case counts, can spell a path loosely.
+        let guarded = match self.case {
+            PathCase::Sensitive => false,
+            PathCase::Guarded => path.bytes().any(|b| b == b'.' || b.is_ascii_uppercase()),
+            PathCase::Insensitive => path.contains('.'),
+        };
+        if !(guarded && self.any_protected) {
+            return Ok(exact);
+        }
+        let loose = self
+            .routes
+            .iter()
+            .find(|r| r.matches(&mut host, method, path, Compare::Loosely));
+        match loose {
+            Some(l) if l.auth.is_some() && !exact.is_some_and(|e| Arc::ptr_eq(e, l)) => {
+                Err(LooseSpelling(l.path_prefix.clone()))
+            }
+            _ => Ok(exact),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -242,37 +350,117 @@ mod tests {
     }
 
     fn pick<'a>(t: &'a RouteTable, host: Option<&str>, m: Method, path: &str) -> Option<&'a str> {
-        t.select(|| host, &m, path).map(|r| r.name.as_str())
+        t.select(|| host, &m, path)
+            .expect("not refused")
+            .map(|r| r.name.as_str())
     }
 
     #[test]
     fn longest_prefix_wins_segment_wise() {
-        let t = RouteTable::new(vec![route("/", None, &[]), route("/v1/pets", None, &[])]);
+        let t = RouteTable::new(
+            vec![route("/", None, &[]), route("/v1/pets", None, &[])],
+            PathCase::Guarded,
+        );
         assert_eq!(pick(&t, None, Method::GET, "/v1/pets"), Some("/v1/pets"));
         assert_eq!(pick(&t, None, Method::GET, "/v1/pets/7"), Some("/v1/pets"));
         assert_eq!(pick(&t, None, Method::GET, "/v1/petshop"), Some("/"));
-        let t = RouteTable::new(vec![route("/api", None, &[])]);
+        let t = RouteTable::new(vec![route("/api", None, &[])], PathCase::Guarded);
         assert_eq!(pick(&t, None, Method::GET, "/apix"), None);
     }
 
     #[test]
     fn host_and_method_narrow_a_route() {
-        let t = RouteTable::new(vec![
-            route("/a", None, &[]),
-            route("/a", Some("api.example.com"), &[]),
-            route("/a", None, &[Method::POST]),
-        ]);
+        let t = RouteTable::new(
+            vec![
+                route("/a", None, &[]),
+                route("/a", Some("api.example.com"), &[]),
+                route("/a", None, &[Method::POST]),
+            ],
+            PathCase::Guarded,
+        );
         assert_eq!(
             t.select(|| Some("API.example.com"), &Method::GET, "/a")
+                .expect("not refused")
                 .map(|r| r.host.is_some()),
             Some(true)
         );
-        let post = t.select(|| None, &Method::POST, "/a").expect("route");
+        let post = t
+            .select(|| None, &Method::POST, "/a")
+            .expect("not refused")
+            .expect("route");
         assert_eq!(post.methods, vec![Method::POST]);
         let get = t
             .select(|| Some("other"), &Method::GET, "/a")
+            .expect("not refused")
             .expect("route");
         assert!(get.host.is_none() && get.methods.is_empty());
+    }
+
+    fn protected(prefix: &str) -> Route {
+        Route {
+            auth: Some(auth(&[], None)),
+            ..route(prefix, None, &[])
+        }
+    }
+
+    fn demo_table(case: PathCase) -> RouteTable {
+        RouteTable::new(
+            vec![
+                route("/v1", None, &[]),
+                protected("/v1/pets"),
+                route("/v1/pets/public", None, &[]),
+            ],
+            case,
+        )
+    }
+
+    fn outcome(t: &RouteTable, path: &str) -> Result<Option<String>, LooseSpelling> {
+        t.select(|| None, &Method::GET, path)
+            .map(|r| r.map(|r| r.path_prefix.clone()))
+    }
+
+    /// A path that frameworks matching without case, without trailing dots or with format
+    /// suffixes would take for the protected route is refused, unless it exactly matches a
+    /// route itself; public spellings pass.
+    #[test]
+    fn loose_spellings_of_a_protected_route_are_refused() {
+        let t = demo_table(PathCase::Guarded);
+        let refused = Err(LooseSpelling("/v1/pets".into()));
+        for path in [
+            "/v1/PETS",
+            "/v1/Pets/7",
+            "/V1/pets",
+            "/v1/pets.",
+            "/v1/pets../7",
+            "/v1/pets.json",
+            "/v1/PETS.JSON",
+        ] {
+            assert_eq!(outcome(&t, path), refused, "{path}");
+        }
+        for (path, route) in [
+            ("/v1/pets", "/v1/pets"),
+            ("/v1/pets/7.json", "/v1/pets"),
+            ("/v1/pets/public", "/v1/pets/public"),
+            ("/v1/pets/PUBLIC", "/v1/pets"),
+            ("/v1/petshop.json", "/v1"),
+            ("/v1/pets.json/7", "/v1"),
+            ("/v1/Other", "/v1"),
+            ("/v1/.well", "/v1"),
+        ] {
+            assert_eq!(outcome(&t, path), Ok(Some(route.into())), "{path}");
+        }
+        // Case-sensitive upstreams everywhere: exact matching, nothing refused.
+        let t = demo_table(PathCase::Sensitive);
+        assert_eq!(outcome(&t, "/v1/PETS"), Ok(Some("/v1".into())));
+        assert_eq!(outcome(&t, "/v1/pets.json"), Ok(Some("/v1".into())));
+        // Case-insensitive upstreams everywhere: case ignored in matching, dots guarded.
+        let t = demo_table(PathCase::Insensitive);
+        assert_eq!(outcome(&t, "/v1/PETS"), Ok(Some("/v1/pets".into())));
+        assert_eq!(
+            outcome(&t, "/V1/Pets/Public"),
+            Ok(Some("/v1/pets/public".into()))
+        );
+        assert_eq!(outcome(&t, "/v1/Pets.json"), refused);
     }
 
     fn auth(method_scopes: &[(&str, &str)], other: Option<&str>) -> RouteAuth {

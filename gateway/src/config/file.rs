@@ -144,6 +144,11 @@ pub struct Server {
     /// `;` parameters in a path segment: `reject` (400) or `keep` (forwarded; each
     /// segment is matched on what precedes its `;`). Default: `reject`.
     pub path_parameters: PathParameters,
+    /// How routes compare path case: `guarded` (exact, and a path that falls under a
+    /// protected route only without case, trailing dots or a `.ext` suffix is refused with
+    /// 400), `sensitive` (exact, nothing refused: every upstream matches exactly) or
+    /// `insensitive` (case ignored: every upstream ignores it). Default: `guarded`.
+    pub path_case: PathCase,
     /// A request head must arrive whole within this many ms, counted from the connection's
     /// accept (or, on a keep-alive connection, from the head's first byte); past it the
     /// connection is closed, with a 408 when part of a head came. Default: 10000.
@@ -202,6 +207,16 @@ pub enum EscapedSlashes {
     Keep,
 }
 
+/// `server.path_case`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathCase {
+    #[default]
+    Guarded,
+    Sensitive,
+    Insensitive,
+}
+
 /// `server.path_parameters`.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -228,6 +243,7 @@ impl Default for Server {
             max_header_bytes: 32_768,
             escaped_slashes: EscapedSlashes::default(),
             path_parameters: PathParameters::default(),
+            path_case: PathCase::default(),
             header_timeout_ms: 10_000,
             keepalive_timeout_ms: 60_000,
             body_timeout_ms: 30_000,

@@ -65,6 +65,8 @@ pub struct ServerSettings {
     pub error_log: Option<PathBuf>,
     /// How request paths are brought to normal form.
     pub path_rules: PathRules,
+    /// How routes compare path case (`server.path_case`).
+    pub path_case: crate::routes::PathCase,
     /// Bounds on the request head.
     pub request_limits: RequestLimits,
     /// Deadlines of request heads, idle connections and body reads.

@@ -21,6 +21,7 @@ use crate::forwarding::UpstreamForwarded;
 use crate::identity::{IdentityHeader, IdentityHeaders};
 use crate::normalize::{normalize_host, normalize_path, EscapedSlashes, PathParameters, PathRules};
 use crate::rate_limit::{RateKey, RateLimit};
+use crate::routes::PathCase;
 use crate::routes::{Route, RouteAuth, RouteTable, UpstreamTls};
 
 /// Parses YAML into `T`. On failure: the dotted path of the key at fault (`routes[0].tls`,
@@ -185,6 +186,7 @@ impl Validator<'_> {
             .map(|l| self.rate_limit("oauth_rate_limit", "oauth".into(), l))
             .transpose()?
             .map(Arc::new);
+        let path_case = server.path_case;
         Ok(GatewayConfig {
             oauth_rate_limit,
             source: self.file.to_path_buf(),
@@ -192,7 +194,7 @@ impl Validator<'_> {
             listeners,
             admin,
             store,
-            routes: RouteTable::new(routes),
+            routes: RouteTable::new(routes, path_case),
             oauth,
             bearer,
         })
@@ -304,6 +306,11 @@ impl Validator<'_> {
             },
             trusted_proxies,
             upstream_forwarded,
+            path_case: match s.path_case {
+                file::PathCase::Guarded => PathCase::Guarded,
+                file::PathCase::Sensitive => PathCase::Sensitive,
+                file::PathCase::Insensitive => PathCase::Insensitive,
+            },
             path_rules: PathRules {
                 merge_slashes: s.merge_slashes,
                 escaped_slashes: match s.escaped_slashes {

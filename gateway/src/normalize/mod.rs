@@ -65,6 +65,8 @@ pub enum PathError {
     BadEscape,
     #[error("the path holds a double-encoded percent-escape (`%25` followed by hex digits)")]
     DoubleEncoded,
+    #[error("the path holds a `#`, or a `?` or `#` encoded (`%3F`, `%23`)")]
+    EncodedDelimiter,
     #[error("the path holds an encoded `/` or `\\` (`%2F`, `%5C`)")]
     EscapedSlash,
     #[error("the path holds a backslash")]
@@ -200,21 +202,34 @@ fn push_escape(out: &mut String, b: u8) {
     out.push(char::from(HEX[usize::from(b & 0xF)]));
 }
 
+/// Whether a segment in normal form holds `%25` before two hex digits, however the input
+/// spelled them (`%2570`, `%25%37%30`, `%257%30`): decoded once more upstream it would be
+/// another escape, so the normal form would not be a fixed point.
+fn holds_double_encoding(text: &str) -> bool {
+    text.as_bytes()
+        .windows(5)
+        .any(|w| w[..3] == *b"%25" && hex_value(w[3]).is_some() && hex_value(w[4]).is_some())
+}
+
 fn is_dot_segment(decoded: &[u8]) -> bool {
     decoded == b"." || decoded == b".."
 }
 
 /// The path of a request target (`/a/b?q` → `/a/b`), brought to normal form under `rules`.
 ///
-/// - Escapes of unreserved characters are decoded (`%70` → `p`); other escapes get upper-case
-///   hex; bytes that may not appear raw in a path are escaped.
+/// - Escapes of bytes that stand for themselves in a path are decoded (`%70` → `p`,
+///   `%3A` → `:`); other escapes get upper-case hex; bytes that may not appear raw in a
+///   path are escaped. So the form is a fixed point, and decoding it once more (as a second
+///   proxy or a framework does) yields no escape, dot segment, slash, NUL, query or
+///   fragment that was not there: the route it falls under stays the one matched here.
 /// - `.` and `..` segments, plain or encoded, are refused (an upstream resolving them would
 ///   serve another route than the one checked here).
 /// - Repeated slashes are merged, or refused when `merge_slashes` is off.
-/// - `%2F`/`%5C`, `;` parameters: as `rules` say.
+/// - `%2F`/`%5C`, `;` parameters (`%3B` too): as `rules` say.
 /// - Refused always: a raw backslash, a control character or `%00` (raw or encoded), a
-///   malformed escape, a double encoding (`%25` before two hex digits, which a second decoding
-///   upstream would turn into another path), a path that is not UTF-8 once decoded (overlong
+///   malformed escape, a double encoding (`%25` before two hex digits in the normal form,
+///   however spelled, which a second decoding upstream would turn into another path), a `#`
+///   or an encoded `?` or `#` (a second decoding would cut the path there), a path that is not UTF-8 once decoded (overlong
 ///   forms such as `%C0%AF` included), and a segment that starts or ends with a space (some
 ///   routers trim them).
 pub fn normalize_path<'a>(path: &'a [u8], rules: &PathRules) -> Result<NormalPath<'a>, PathError> {
@@ -302,25 +317,32 @@ impl Segment {
                     let value =
                         escaped(raw.get(i + 1), raw.get(i + 2)).ok_or(PathError::BadEscape)?;
                     i += 3;
-                    if value == b'%' && escaped(raw.get(i), raw.get(i + 1)).is_some() {
-                        return Err(PathError::DoubleEncoded);
-                    }
-                    if value < 0x20 || value == 0x7F {
-                        return Err(PathError::ControlCharacter);
-                    }
-                    if (value == b'/' || value == b'\\')
-                        && rules.escaped_slashes == EscapedSlashes::Reject
-                    {
-                        return Err(PathError::EscapedSlash);
-                    }
-                    if is_unreserved(value) {
-                        self.text.push(char::from(value));
-                    } else {
-                        push_escape(&mut self.text, value);
+                    match value {
+                        0..=0x1F | 0x7F => return Err(PathError::ControlCharacter),
+                        b'/' | b'\\' if rules.escaped_slashes == EscapedSlashes::Reject => {
+                            return Err(PathError::EscapedSlash)
+                        }
+                        b'?' | b'#' => return Err(PathError::EncodedDelimiter),
+                        // Decoded once more, `%3B` is a parameter like `;`.
+                        b';' => {
+                            if rules.path_parameters == PathParameters::Reject {
+                                return Err(PathError::PathParameter);
+                            }
+                            parameter_at.get_or_insert((self.text.len(), self.decoded.len()));
+                            push_escape(&mut self.text, value);
+                        }
+                        // What stands for itself in a path is written as itself, so the
+                        // path matched is the one an upstream that decodes it acts on.
+                        b if is_plain(b) && b != b'/' => self.text.push(char::from(b)),
+                        b => push_escape(&mut self.text, b),
                     }
                     self.decoded.push(value);
                     continue;
                 }
+                // A fragment never belongs to a request target; escaped, it would come back
+                // as one to an upstream that decodes the path.
+                // `?` only reaches here in a path that is not a request's (a route prefix).
+                b'#' | b'?' => return Err(PathError::EncodedDelimiter),
                 b'\\' => return Err(PathError::Backslash),
                 b';' => {
                     if rules.path_parameters == PathParameters::Reject {
@@ -339,6 +361,9 @@ impl Segment {
         }
         (self.matched_len, self.decoded_matched_len) =
             parameter_at.unwrap_or((self.text.len(), self.decoded.len()));
+        if holds_double_encoding(&self.text) {
+            return Err(PathError::DoubleEncoded);
+        }
         self.check()
     }
 
@@ -348,12 +373,13 @@ impl Segment {
             return Err(PathError::NotUtf8);
         }
         let matched = &self.decoded[..self.decoded_matched_len];
-        // With escaped slashes kept, `..%2F` is a dot segment to an upstream that decodes
-        // before it resolves dots.
-        if matched
+        // With escaped slashes kept, `..%2F` (or `;%2F..`, after a parameter) is a dot
+        // segment to an upstream that decodes before it resolves dots.
+        let dots = self
+            .decoded
             .split(|&b| b == b'/' || b == b'\\')
-            .any(is_dot_segment)
-        {
+            .any(|part| is_dot_segment(part.split(|&b| b == b';').next().unwrap_or(part)));
+        if dots {
             return Err(PathError::DotSegment);
         }
         if matched.first() == Some(&b' ') || matched.last() == Some(&b' ') {

@@ -72,8 +72,23 @@ fn spellings_under_the_default_rules() {
         (b"/v1/%e0%80%af", Err(NotUtf8)),
         (b"/v1/\xff", Err(NotUtf8)),
         (b"/v1/a\"b<c>{d}", ok("/v1/a%22b%3Cc%3E%7Bd%7D")),
-        (b"/v1/a%3b%3Fb", ok("/v1/a%3B%3Fb")),
+        (b"/v1/a%3bb", Err(PathParameter)),
+        (b"/v1/pets%3Bx=1", Err(PathParameter)),
+        (b"/v1/a%3Fb", Err(EncodedDelimiter)),
+        (b"/v1/pets%3f/x", Err(EncodedDelimiter)),
+        (b"/v1/a%23b", Err(EncodedDelimiter)),
+        (b"/v1/a#b", Err(EncodedDelimiter)),
         (b"/v1/:id@x!$&'()*+,=", ok("/v1/:id@x!$&'()*+,=")),
+        (b"/v1/a%3Ab%40c%2B%21", ok("/v1/a:b@c+!")),
+        (b"/v1/%24%26%27%28%29%2A%2C%3D", ok("/v1/$&'()*,=")),
+        // Double encodings however spelled: each half of the escape encoded or not.
+        (b"/v1/%25%37%30ets", Err(DoubleEncoded)),
+        (b"/v1/%257%30ets", Err(DoubleEncoded)),
+        (b"/v1/%25%370ets", Err(DoubleEncoded)),
+        (b"/v1/%25%32%65%25%32%65/admin", Err(DoubleEncoded)),
+        (b"/v1/%25%32%66admin", Err(DoubleEncoded)),
+        (b"/v1/100%25%7A", ok("/v1/100%25z")),
+        (b"/v1/a%25/b", ok("/v1/a%25/b")),
         (b"v1/pets", Err(NotAPath)),
         (b"*", Err(NotAPath)),
         (b"", Err(NotAPath)),
@@ -109,6 +124,8 @@ fn kept_parameters_are_matched_without_them() {
         ("/v1/pets/..;/admin", PathError::DotSegment),
         ("/v1/.;x/pets", PathError::DotSegment),
         ("/v1/pets%20;x", PathError::Whitespace),
+        ("/v1/x;%2F..", PathError::DotSegment),
+        ("/v1/x%3B%2F../admin", PathError::DotSegment),
     ] {
         assert_eq!(normal(input.as_bytes(), &KEEP_ALL), Err(e), "{input}");
     }
@@ -208,5 +225,123 @@ fn hosts_compare_without_case_port_or_trailing_dot() {
         ("127.0.0.1:80", "127.0.0.1"),
     ] {
         assert_eq!(normalize_host(raw), want, "{raw}");
+    }
+}
+
+/// Decodes every well-formed escape once, as an upstream (or a second proxy) that decodes
+/// the path would; anything else is left as it is.
+fn decode_once(path: &str) -> Vec<u8> {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match escaped(b.get(i + 1), b.get(i + 2)).filter(|_| b[i] == b'%') {
+            Some(value) => {
+                out.push(value);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+const PARAMS_KEPT: PathRules = PathRules {
+    merge_slashes: true,
+    escaped_slashes: EscapedSlashes::Reject,
+    path_parameters: PathParameters::Keep,
+};
+
+/// Pieces a path is made of: plain text, every kind of escape (of dots, slashes, `%`,
+/// delimiters, controls, hex digits), raw delimiters and non-ASCII bytes.
+fn piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::sample::select(vec![
+            "a", "P", "7", "e", "F", "-", "~", ".", "..", "/", "//", ";", ";x=1", "%", "%25",
+            "%2e", "%2E", "%2f", "%5c", "%3b", "%3f", "%23", "%00", "%20", " ", "%41", "%7a",
+            "%32", "%35", "%37", "%30", "%66", "%c3%a9", "\\", "#", ":", "@", "+", "%2B", "%3A",
+            "\"", "%22", "%7f", "%ff",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+        any::<u8>().prop_map(|b| vec![b]),
+        any::<u8>().prop_map(|b| format!("%{b:02x}").into_bytes()),
+    ]
+}
+
+fn arbitrary_path() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(piece(), 0..14).prop_map(|pieces| {
+        let mut path = vec![b'/'];
+        for p in pieces {
+            path.extend(p);
+        }
+        path
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+
+    /// The normal form is a fixed point under every rule set: normalising what the upstream
+    /// receives gives it back, matched on the same path.
+    #[test]
+    fn the_normal_form_is_a_fixed_point(path in arbitrary_path()) {
+        for rules in [PathRules::default(), STRICT, PARAMS_KEPT, KEEP_ALL] {
+            if let Ok((matching, forward)) = normal(&path, &rules) {
+                proptest::prop_assert_eq!(
+                    normal(forward.as_bytes(), &rules),
+                    Ok((matching.clone(), forward.clone())),
+                    "{:?} under {:?}", String::from_utf8_lossy(&path), rules
+                );
+            }
+        }
+    }
+
+    /// Decoding the forwarded path once more (a second proxy, a framework) yields no escape,
+    /// no dot segment, no slash, backslash, NUL, query or fragment that was not there, and
+    /// what it yields is matched on the same path: the route an upstream that decodes twice
+    /// acts on is the one Tollgate matched.
+    #[test]
+    fn decoding_the_normal_form_once_more_changes_no_route(path in arbitrary_path()) {
+        for rules in [PathRules::default(), STRICT, PARAMS_KEPT] {
+            let Ok((matching, forward)) = normal(&path, &rules) else { continue };
+            let decoded = decode_once(&forward);
+            let label = format!("{:?} -> {forward:?} under {rules:?}", String::from_utf8_lossy(&path));
+            let slashes = |b: &[u8]| b.iter().filter(|&&c| c == b'/').count();
+            proptest::prop_assert_eq!(slashes(&decoded), slashes(forward.as_bytes()), "{}", label);
+            for bad in [b'\\', 0, b'?', b'#'] {
+                proptest::prop_assert!(!decoded.contains(&bad), "{}", label);
+            }
+            proptest::prop_assert!(
+                !decoded.split(|&b| b == b'/').any(is_dot_segment),
+                "{}", label
+            );
+            proptest::prop_assert!(
+                !decoded.windows(3).any(|w| w[0] == b'%' && escaped(w.get(1), w.get(2)).is_some()),
+                "another escape after decoding: {}", label
+            );
+            if let Ok((again, _)) = normal(&decoded, &rules) {
+                proptest::prop_assert_eq!(again, matching, "{}", label);
+            }
+        }
+    }
+
+    /// With escaped slashes kept (the operator's choice), a decoding upstream may see other
+    /// segments, but never a dot segment.
+    #[test]
+    fn kept_escaped_slashes_never_decode_to_a_dot_segment(path in arbitrary_path()) {
+        if let Ok((_, forward)) = normal(&path, &KEEP_ALL) {
+            let decoded = decode_once(&forward);
+            proptest::prop_assert!(
+                !decoded.split(|&b| b == b'/' || b == b'\\').any(|s| {
+                    is_dot_segment(s.split(|&b| b == b';').next().unwrap_or(s))
+                }),
+                "{:?} -> {:?}", String::from_utf8_lossy(&path), forward
+            );
+        }
     }
 }
