@@ -244,11 +244,10 @@ async fn challenges_and_scopes_follow_rfc_6750() {
         "Bearer realm=\"tollgate\"",
         "no error code without credentials"
     );
+    // Credentials of another form are not "no token": refused, never passed on.
     let r = call(&env, "GET", "/v1/pets", Some("Basic YWRtaW46MTIzNDU2")).await;
-    assert_eq!(
-        (r.status, challenge(&r)),
-        (401, "Bearer realm=\"tollgate\"")
-    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"], "invalid_request", "{}", r.body);
 
     let read_only = light_client_credentials(&env, Some("petstore.r")).await;
     let t = read_only.str("access_token");
@@ -494,4 +493,97 @@ async fn revocation_reaches_other_instances() {
             "the other instance refuses",
         );
     }
+}
+
+/// Only a credential that was checked goes upstream: an `Authorization` header that is not
+/// exactly `Bearer <token68>` is refused on every route that checks tokens, optional ones
+/// included (an upstream splitting on any whitespace would read the token nobody checked);
+/// method and URL overrides never reach the upstream unless the route keeps them; a client's
+/// own proxy headers are dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_validated_credentials_and_meanings_go_upstream() {
+    let up = start_upstream("svc").await;
+    let routes = format!(
+        "{}\x20 - path_prefix: /legacy\n    upstreams: [\"{up}\"]\n    keep_headers: [X-HTTP-Method-Override]\n",
+        routes(up)
+    );
+    let env = OAuthEnv::start_with(Backend::Memory, &[], routes, "");
+    let t = light_client_credentials(&env, None).await;
+    let jwt = t.str("access_token");
+    let revoked = revoke_and_keep(&env, jwt).await;
+    for path in ["/optional/x", "/v1/pets"] {
+        for header in [
+            format!("Bearer\t{revoked}"),
+            format!("Bearer {revoked} extra"),
+            format!("Bearer {revoked}==x"),
+            format!("Basic {revoked}"),
+            "Bearer".to_string(),
+            format!("Bearerx {revoked}"),
+        ] {
+            let r = call(&env, "GET", path, Some(&header)).await;
+            assert_eq!(r.status, 400, "{path} with {header:?}: {}", r.body);
+            assert_eq!(r.body["error"], "invalid_request");
+            assert!(r.body.get("upstream").is_none(), "{path}: proxied");
+        }
+    }
+    let fresh = light_client_credentials(&env, None).await;
+    let fresh = fresh.str("access_token");
+    let spoofing = [
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-HTTP-Method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
+        ("X-Original-URL", "/admin"),
+        ("X-Rewrite-URL", "/admin"),
+        ("X-Forwarded-Host", "admin.internal"),
+        ("X-Forwarded-Port", "1"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Real-IP", "10.9.9.9"),
+        ("X-Forwarded-For", "10.9.9.9"),
+    ];
+    for (path, token) in [
+        ("/open/x", None),
+        ("/v1/pets", Some(fresh)),
+        ("/legacy", None),
+    ] {
+        let mut req = client().get(env.gw.url(path));
+        for (name, value) in spoofing {
+            req = req.header(name, value);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let body: serde_json::Value = req
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        let headers = &body["headers"];
+        for (name, _) in spoofing {
+            let name = name.to_ascii_lowercase();
+            let kept = path == "/legacy" && name == "x-http-method-override";
+            match name.as_str() {
+                "x-forwarded-for" => assert_eq!(headers[&name][0], "127.0.0.1", "{path}"),
+                _ if kept => assert_eq!(headers[&name][0], "DELETE", "{path} keeps {name}"),
+                _ => assert!(
+                    headers.get(&name).is_none(),
+                    "{path}: {name} reached the upstream"
+                ),
+            }
+        }
+    }
+}
+
+/// Revokes `token` (light-oauth2's) and returns it: a token an upstream must never act on.
+async fn revoke_and_keep(env: &OAuthEnv, token: &str) -> String {
+    let (status, _) = form_post(
+        env,
+        "/oauth2/revoke",
+        Some(&light_basic()),
+        &[("token", token)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    token.to_string()
 }

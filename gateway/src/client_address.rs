@@ -43,7 +43,8 @@ impl TrustedProxies {
         Ok(Self { networks, header })
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.networks.iter().any(|net| net.contains(&ip))
     }

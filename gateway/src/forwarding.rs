@@ -35,17 +35,59 @@ pub enum UpstreamForwarded {
     None,
 }
 
+/// Headers frameworks read to override a request's method or path (`X-HTTP-Method-Override:
+/// DELETE` on a `POST`, `X-Original-URL: /admin` on a public path): the upstream would act on
+/// what Tollgate never matched nor authorized. Removed unless a route keeps them.
+pub static MEANING_CHANGERS: [HeaderName; 5] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
+/// What a proxy in front says about the client's request; believed only from trusted
+/// proxies, removed from anyone else's requests.
+static PROXY_ASSERTIONS: [HeaderName; 4] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-real-ip"),
+];
+
+/// Removes the [`MEANING_CHANGERS`] a route does not `keep`.
+pub fn strip_meaning_changers(req: &mut RequestHeader, keep: &[HeaderName]) {
+    for name in &MEANING_CHANGERS {
+        if !keep.contains(name) && req.headers.contains_key(name) {
+            req.remove_header(name);
+        }
+    }
+}
+
 /// Sets the forwarding headers `style` names on a request from `peer` (the connection's
 /// peer: the client, or a proxy in front of it) that arrived over `proto`, and removes the
-/// others.
+/// others. What came in forwarding headers is kept (and appended to) only from a
+/// `trusted` peer: a client's own `X-Forwarded-For` entries, `X-Forwarded-Host`,
+/// `X-Forwarded-Port`, `X-Forwarded-Prefix` and `X-Real-IP` are removed.
 pub fn add(
     style: UpstreamForwarded,
     req: &mut RequestHeader,
     peer: Option<IpAddr>,
+    trusted: bool,
     proto: &'static str,
 ) -> Result<()> {
     // An IPv4 client of a dual-stack listener is written as IPv4 in either style.
     let peer = peer.map(|ip| ip.to_canonical());
+    if !trusted {
+        for name in PROXY_ASSERTIONS
+            .iter()
+            .chain([&X_FORWARDED_FOR_NAME, &http::header::FORWARDED])
+        {
+            if req.headers.contains_key(name) {
+                req.remove_header(name);
+            }
+        }
+    }
     match style {
         UpstreamForwarded::XForwardedFor => {
             req.remove_header(&http::header::FORWARDED);
@@ -220,7 +262,14 @@ mod tests {
     fn x_forwarded_for_appends_the_peer_to_every_earlier_line() {
         let peer = Some("192.0.2.7".parse().expect("ip"));
         let mut req = request(&[("Forwarded", "for=203.0.113.9")]);
-        add(UpstreamForwarded::XForwardedFor, &mut req, peer, "https").expect("add");
+        add(
+            UpstreamForwarded::XForwardedFor,
+            &mut req,
+            peer,
+            true,
+            "https",
+        )
+        .expect("add");
         assert_eq!(values(&req, "x-forwarded-for"), ["192.0.2.7"]);
         assert_eq!(values(&req, "x-forwarded-proto"), ["https"]);
         assert!(
@@ -233,7 +282,14 @@ mod tests {
             ("x-forwarded-for", "198.51.100.2, 198.51.100.3"),
             ("X-Forwarded-Proto", "gopher"),
         ]);
-        add(UpstreamForwarded::XForwardedFor, &mut req, peer, "http").expect("add");
+        add(
+            UpstreamForwarded::XForwardedFor,
+            &mut req,
+            peer,
+            true,
+            "http",
+        )
+        .expect("add");
         assert_eq!(
             values(&req, "x-forwarded-for"),
             ["203.0.113.1, 198.51.100.2, 198.51.100.3, 192.0.2.7"]
@@ -242,7 +298,14 @@ mod tests {
 
         let mapped = Some("::ffff:192.0.2.7".parse().expect("ip"));
         let mut req = request(&[]);
-        add(UpstreamForwarded::XForwardedFor, &mut req, mapped, "http").expect("add");
+        add(
+            UpstreamForwarded::XForwardedFor,
+            &mut req,
+            mapped,
+            true,
+            "http",
+        )
+        .expect("add");
         assert_eq!(values(&req, "x-forwarded-for"), ["192.0.2.7"]);
     }
 
@@ -253,7 +316,7 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
         ]);
         let v4 = Some("192.0.2.7".parse().expect("ip"));
-        add(UpstreamForwarded::Forwarded, &mut req, v4, "http").expect("add");
+        add(UpstreamForwarded::Forwarded, &mut req, v4, true, "http").expect("add");
         assert_eq!(values(&req, "forwarded"), ["for=192.0.2.7;proto=http"]);
         assert!(
             values(&req, "x-forwarded-for").is_empty(),
@@ -263,7 +326,7 @@ mod tests {
 
         let mut req = request(&[("Forwarded", "for=203.0.113.1;proto=https")]);
         let v6 = Some("2001:db8::1".parse().expect("ip"));
-        add(UpstreamForwarded::Forwarded, &mut req, v6, "https").expect("add");
+        add(UpstreamForwarded::Forwarded, &mut req, v6, true, "https").expect("add");
         assert_eq!(
             values(&req, "forwarded"),
             ["for=203.0.113.1;proto=https, for=\"[2001:db8::1]\";proto=https"]
@@ -271,10 +334,10 @@ mod tests {
 
         let mut req = request(&[]);
         let mapped = Some("::ffff:192.0.2.7".parse().expect("ip"));
-        add(UpstreamForwarded::Forwarded, &mut req, mapped, "http").expect("add");
+        add(UpstreamForwarded::Forwarded, &mut req, mapped, true, "http").expect("add");
         assert_eq!(values(&req, "forwarded"), ["for=192.0.2.7;proto=http"]);
         let mut req = request(&[]);
-        add(UpstreamForwarded::Forwarded, &mut req, None, "http").expect("add");
+        add(UpstreamForwarded::Forwarded, &mut req, None, true, "http").expect("add");
         assert_eq!(values(&req, "forwarded"), ["proto=http"]);
     }
 
@@ -291,7 +354,7 @@ mod tests {
             ),
             ("Forwarded", "for=1.2.3.4 junk"),
         ]);
-        add(UpstreamForwarded::Forwarded, &mut req, peer, "http").expect("add");
+        add(UpstreamForwarded::Forwarded, &mut req, peer, true, "http").expect("add");
         assert_eq!(
             values(&req, "forwarded"),
             ["for=198.51.100.2;by=\"[2001:db8::9]\", For=unknown, for=192.0.2.7;proto=http"]
@@ -320,6 +383,64 @@ mod tests {
         }
     }
 
+    /// From a peer that is not a trusted proxy, nothing a proxy would say is believed: the
+    /// client's own forwarding entries and proxy headers are removed, in every style.
+    #[test]
+    fn an_untrusted_peer_says_nothing_for_a_proxy() {
+        let peer = Some("192.0.2.7".parse().expect("ip"));
+        let sent = [
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("Forwarded", "for=10.0.0.1"),
+            ("X-Forwarded-Host", "admin.internal"),
+            ("X-Forwarded-Port", "8443"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("X-Real-IP", "10.0.0.1"),
+            ("X-Other", "kept"),
+        ];
+        for style in [
+            UpstreamForwarded::XForwardedFor,
+            UpstreamForwarded::Forwarded,
+            UpstreamForwarded::None,
+        ] {
+            let mut req = request(&sent);
+            add(style, &mut req, peer, false, "http").expect("add");
+            for name in [
+                "x-forwarded-host",
+                "x-forwarded-port",
+                "x-forwarded-prefix",
+                "x-real-ip",
+            ] {
+                assert!(values(&req, name).is_empty(), "{name} under {style:?}");
+            }
+            assert!(!values(&req, "x-forwarded-for")
+                .concat()
+                .contains("10.0.0.1"));
+            assert!(!values(&req, "forwarded").concat().contains("10.0.0.1"));
+            assert_eq!(values(&req, "x-other"), ["kept"]);
+            // From a trusted proxy they pass.
+            let mut req = request(&sent);
+            add(style, &mut req, peer, true, "http").expect("add");
+            assert_eq!(values(&req, "x-forwarded-host"), ["admin.internal"]);
+        }
+    }
+
+    #[test]
+    fn method_and_url_overrides_are_removed_unless_kept() {
+        let mut req = request(&[
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-Other", "kept"),
+        ]);
+        let keep = [HeaderName::from_static("x-original-url")];
+        strip_meaning_changers(&mut req, &keep);
+        let mut left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["x-original-url", "x-other"]);
+    }
+
     #[test]
     fn none_adds_nothing_and_removes_what_came() {
         let peer = Some("192.0.2.7".parse().expect("ip"));
@@ -329,7 +450,7 @@ mod tests {
             ("Forwarded", "for=203.0.113.1"),
             ("X-Other", "kept"),
         ]);
-        add(UpstreamForwarded::None, &mut req, peer, "http").expect("add");
+        add(UpstreamForwarded::None, &mut req, peer, true, "http").expect("add");
         for name in ["x-forwarded-for", "x-forwarded-proto", "forwarded"] {
             assert!(values(&req, name).is_empty(), "{name}");
         }

@@ -523,9 +523,14 @@ impl ProxyHttp for Gateway {
         } else if auth.is_some_and(|a| !a.forward_authorization) {
             upstream_request.remove_header(&http::header::AUTHORIZATION);
         }
+        let keep = ctx.route.as_ref().map_or(&[][..], |r| &r.keep_headers);
+        forwarding::strip_meaning_changers(upstream_request, keep);
         let proto = if is_tls(session) { "https" } else { "http" };
         let style = ctx.config.upstream_forwarded;
-        forwarding::add(style, upstream_request, ctx.peer, proto)?;
+        let trusted = ctx
+            .peer
+            .is_some_and(|peer| ctx.config.trusted_proxies.trusts(peer));
+        forwarding::add(style, upstream_request, ctx.peer, trusted, proto)?;
         Ok(())
     }
 

@@ -85,6 +85,9 @@ pub struct Route {
     pub auth: Option<RouteAuth>,
     pub rate_limit: Option<Arc<RateLimit>>,
     pub cors: Option<CorsPolicy>,
+    /// Method- and URL-override headers this route passes upstream (every other one in
+    /// [`crate::forwarding::MEANING_CHANGERS`] is removed).
+    pub keep_headers: Vec<http::HeaderName>,
     /// Its request metrics, resolved on its first request.
     pub metrics: std::sync::OnceLock<RouteMetrics>,
 }
@@ -95,7 +98,7 @@ impl Route {
     pub fn describe(&self) -> String {
         let tls = self.tls.as_ref().map(|t| (&t.sni, t.verify, t.ca_pool_key));
         format!(
-            "{} host={:?} methods={:?} upstreams={:?} tls={tls:?} retry_idempotent={} timeouts={:?}/{:?}/{:?} auth={:?} rate_limit={:?} cors={:?}",
+            "{} host={:?} methods={:?} upstreams={:?} tls={tls:?} retry_idempotent={} timeouts={:?}/{:?}/{:?} auth={:?} rate_limit={:?} cors={:?} keep_headers={:?}",
             self.path_prefix,
             self.host,
             self.methods,
@@ -107,6 +110,7 @@ impl Route {
             self.auth,
             self.rate_limit,
             self.cors,
+            self.keep_headers,
         )
     }
 
@@ -345,6 +349,7 @@ mod tests {
             auth: None,
             rate_limit: None,
             cors: None,
+            keep_headers: Vec::new(),
             metrics: Default::default(),
         }
     }

@@ -3,25 +3,20 @@
 
 pub use crate::error::{BearerError, REALM};
 
-/// Finds the bearer token: `Authorization: Bearer …` (scheme case-insensitive) or, where
-/// `allow_query`, an `access_token` query parameter; never both.
+/// Finds the bearer token: `Authorization: Bearer <token68>` (RFC 6750 2.1: the scheme in
+/// any case, one or more spaces, then the token) or, where `allow_query`, an `access_token`
+/// query parameter; never both. An `Authorization` header of any other form is refused
+/// (`invalid_request`), not taken for "no token": an upstream that read it its own way
+/// (split on any whitespace, another scheme) would act on a credential nobody checked.
 pub fn extract(
     authorization: Option<&str>,
     query: Option<&str>,
     allow_query: bool,
 ) -> Result<String, BearerError> {
     let from_header = match authorization {
-        Some(value) => match value.trim().split_once(' ') {
-            Some((scheme, token))
-                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-            {
-                Some(token.trim().to_string())
-            }
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => {
-                return Err(BearerError::InvalidToken("the bearer token is empty"))
-            }
-            _ => None,
-        },
+        Some(value) => Some(bearer_token(value).ok_or(BearerError::InvalidRequest(
+            "the Authorization header is not `Bearer <token>`",
+        ))?),
         None => None,
     };
     let mut from_query = None;
@@ -40,9 +35,27 @@ pub fn extract(
         (None, Some(_)) if !allow_query => Err(BearerError::InvalidRequest(
             "send the access token in the Authorization header, not the URL",
         )),
-        (Some(t), None) | (None, Some(t)) => Ok(t),
+        (Some(t), None) => Ok(t.to_string()),
+        (None, Some(t)) => Ok(t),
         (None, None) => Err(BearerError::Missing),
     }
+}
+
+/// The token of `Bearer <token68>`, if `value` is exactly that.
+fn bearer_token(value: &str) -> Option<&str> {
+    // A field value's surrounding whitespace is not part of it (RFC 9110 5.5).
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_start_matches(' ');
+    let body = token.trim_end_matches('=');
+    let token68 = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    token68.then_some(token)
 }
 
 #[cfg(test)]
@@ -59,9 +72,30 @@ mod tests {
         );
         assert_eq!(extract(None, None, true), Err(BearerError::Missing));
         assert_eq!(
-            extract(Some("Basic abc"), None, true),
-            Err(BearerError::Missing)
+            extract(Some("Bearer  a.b-c_d~e+f/g=="), None, false),
+            Ok("a.b-c_d~e+f/g==".into())
         );
+        for malformed in [
+            "Basic abc",
+            "Bearer",
+            "Bearer\tabc",
+            "Bearer\u{b}abc",
+            "Bearer abc def",
+            "Bearer abc,def",
+            "Bearer =abc",
+            "Bearer ===",
+            "Bearerabc",
+            "Bearer a\"b",
+            "Token abc",
+        ] {
+            assert!(
+                matches!(
+                    extract(Some(malformed), None, true),
+                    Err(BearerError::InvalidRequest(_))
+                ),
+                "{malformed:?}"
+            );
+        }
         for allow_query in [true, false] {
             assert!(matches!(
                 extract(Some("Bearer a"), Some("access_token=b"), allow_query),

@@ -167,9 +167,11 @@ pub struct Server {
     /// (RFC 7239). Only that one is read. Default: `x-forwarded-for`.
     pub forwarded_header: ForwardedHeader,
     /// What the upstream is told about the client: `x-forwarded-for` (`X-Forwarded-For`,
-    /// the peer's address appended, and `X-Forwarded-Proto`), `forwarded` (one RFC 7239
-    /// `Forwarded` header, this hop's element appended) or `none` (nothing added; what came
-    /// passes unchanged). Default: `x-forwarded-for`.
+    /// the peer's address appended to what a trusted proxy sent, and `X-Forwarded-Proto`),
+    /// `forwarded` (one RFC 7239 `Forwarded` header, this hop's element appended to what a
+    /// trusted proxy sent) or `none` (nothing added, what came removed). From a peer not in
+    /// `trusted_proxies`, `X-Forwarded-Host`, `X-Forwarded-Port`, `X-Forwarded-Prefix` and
+    /// `X-Real-IP` are removed too. Default: `x-forwarded-for`.
     pub upstream_forwarded_header: UpstreamForwardedHeader,
     /// A DNS server (`ip:port`, asked over UDP) that resolves upstream names instead of
     /// the system's resolver. Default: none (the system resolver).
@@ -394,6 +396,12 @@ pub struct Route {
     /// CORS headers; the upstream's own pass through).
     #[serde(default)]
     pub cors: Option<Cors>,
+    /// Method- and URL-override headers to pass to this route's upstream, which Tollgate
+    /// removes otherwise: `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+    /// `X-Original-URL`, `X-Rewrite-URL` (the upstream would act on a method or path that
+    /// was never matched nor authorized). Default: none.
+    #[serde(default)]
+    pub keep_headers: Vec<String>,
 }
 
 /// `routes[].cors`.

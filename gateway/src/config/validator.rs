@@ -490,7 +490,23 @@ impl Validator<'_> {
             .cors
             .map(|c| self.cors(&format!("{key}.cors"), c))
             .transpose()?;
+        let keep_headers = r
+            .keep_headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let name = http::HeaderName::from_bytes(h.as_bytes()).ok();
+                name.filter(|n| crate::forwarding::MEANING_CHANGERS.contains(n))
+                    .ok_or_else(|| {
+                        self.err(
+                            format!("{key}.keep_headers[{i}]"),
+                            format!("`{h}` is not a header Tollgate removes (x-http-method-override, x-http-method, x-method-override, x-original-url, x-rewrite-url)"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Route {
+            keep_headers,
             balancer: Arc::new(balancer),
             tls,
             retry_idempotent: r.retry_idempotent,
