@@ -37,11 +37,44 @@ pub fn family_id() -> String {
     hex::encode(random_bytes::<16>())
 }
 
-/// A refresh token of `family_id`: the family id followed by 256 random bits, all hex (96
-/// characters, the look of the EQdkp seed's tokens). Carrying its family lets a refresh find
-/// the family in one store read; the random part is what proves possession.
-pub fn refresh_token(family_id: &str) -> String {
-    format!("{family_id}{}", hex::encode(random_bytes::<32>()))
+/// A refresh-token family's key (256 random bits, hex): it tags every token of the family,
+/// so a token that was the family's (retired or current) can be told from a forgery that
+/// only carries the family id.
+pub fn family_key() -> String {
+    hex::encode(random_bytes::<32>())
+}
+
+/// A refresh token of `family_id`: the family id, a 128-bit nonce and a 128-bit tag of both
+/// under the family's key, all hex (96 characters, the look of the EQdkp seed's tokens).
+/// Carrying its family lets a refresh find the family in one store read; the nonce is what
+/// proves possession of the current token, the tag that a retired one is genuine.
+pub fn refresh_token(family_id: &str, family_key: &str) -> String {
+    let nonce = hex::encode(random_bytes::<16>());
+    let tag = family_tag(family_key, family_id, &nonce);
+    format!("{family_id}{nonce}{tag}")
+}
+
+fn family_tag(family_key: &str, family_id: &str, nonce: &str) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, family_key.as_bytes());
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(family_id.as_bytes());
+    ctx.update(nonce.as_bytes());
+    hex::encode(&ctx.sign().as_ref()[..16])
+}
+
+/// Whether `refresh_token` was made by [`refresh_token`] with `family_key` (any generation
+/// of the family, retired ones included).
+pub fn is_family_token(refresh_token: &str, family_key: &str) -> bool {
+    if family_of(refresh_token).is_none() {
+        return false;
+    }
+    let (id, rest) = refresh_token.split_at(32);
+    let (nonce, tag) = rest.split_at(32);
+    ct_eq(
+        family_tag(family_key, id, nonce).as_bytes(),
+        tag.to_ascii_lowercase().as_bytes(),
+    )
 }
 
 /// The family id a refresh token names, if it is shaped like one.
@@ -127,8 +160,20 @@ mod tests {
         assert_ne!(opaque_token(), opaque_token());
         assert_eq!(id().len(), 22);
         let family = family_id();
-        let token = refresh_token(&family);
+        let key = family_key();
+        let token = refresh_token(&family, &key);
         assert_eq!(family_of(&token), Some(family.as_str()));
+        assert!(is_family_token(&token, &key));
+        assert!(
+            !is_family_token(&token, &family_key()),
+            "another family's key"
+        );
+        let forged = format!("{family}{}", "0".repeat(64));
+        assert!(!is_family_token(&forged, &key), "the family id alone");
+        let mut tampered = token.clone().into_bytes();
+        tampered[40] = if tampered[40] == b'0' { b'1' } else { b'0' };
+        let tampered = String::from_utf8(tampered).expect("hex");
+        assert!(!is_family_token(&tampered, &key), "another nonce");
         assert_eq!(family_of("short"), None);
         assert_eq!(family_of(&"z".repeat(96)), None);
     }

@@ -106,6 +106,10 @@ pub struct RefreshFamily {
     /// token within its `refresh_retry_grace_seconds` because the answer was lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryAnswer>,
+    /// The key that tags the family's tokens (see [`crate::crypto::refresh_token`]); none in
+    /// a family started before tokens were tagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A rotation's answer, kept for a retry of the refresh token it retired. It is sealed with a
@@ -170,6 +174,22 @@ impl RefreshFamily {
         self.earlier.drain(..excess).collect()
     }
 
+    /// Whether `token` is one the family handed out (current or retired): tagged by its key,
+    /// or, for a family started before tags, its current or last retired token. Only such a
+    /// token may revoke the family; one that merely carries the family id may not.
+    pub fn handed_out(&self, token: &str) -> bool {
+        let digest = crate::crypto::digest_hex(token);
+        self.key
+            .as_deref()
+            .is_some_and(|key| crate::crypto::is_family_token(token, key))
+            || (!self.current.is_empty()
+                && crate::crypto::ct_eq(self.current.as_bytes(), digest.as_bytes()))
+            || self
+                .retry
+                .as_ref()
+                .is_some_and(|r| crate::crypto::ct_eq(r.digest.as_bytes(), digest.as_bytes()))
+    }
+
     /// Every access token of the family that may still be alive.
     pub fn access_tokens(&self) -> impl Iterator<Item = &IssuedTokens> {
         std::iter::once(&self.latest).chain(&self.earlier)
@@ -189,6 +209,7 @@ impl RefreshFamily {
             earlier: Vec::new(),
             revoked: true,
             retry: None,
+            key: None,
         }
     }
 }
@@ -216,7 +237,13 @@ pub mod store_key {
     pub fn redeemed_code(digest: &str) -> String {
         format!("code_used:{digest}")
     }
+    /// A refresh-token family, named by a digest of its id: a reader of the key space
+    /// learns no id a refresh token starts with.
     pub fn family(id: &str) -> String {
+        format!("rtf:{}", &crate::crypto::digest_hex(id)[..32])
+    }
+    /// Where a family started before keys were digests lives (read until those expire).
+    pub fn legacy_family(id: &str) -> String {
         format!("rtf:{id}")
     }
     pub fn opaque_access(digest: &str) -> String {

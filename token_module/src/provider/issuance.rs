@@ -229,7 +229,8 @@ impl OAuthProvider {
         auth_time: Option<u64>,
         latest: &IssuedTokens,
     ) -> Result<String, OAuthError> {
-        let token = crypto::refresh_token(family_id);
+        let key = crypto::family_key();
+        let token = crypto::refresh_token(family_id, &key);
         let digest = crypto::digest_hex(&token);
         let ttl = self.config.refresh_token_ttl;
         let family = RefreshFamily {
@@ -243,6 +244,7 @@ impl OAuthProvider {
             earlier: Vec::new(),
             revoked: false,
             retry: None,
+            key: Some(key),
         };
         let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
         if !self

@@ -24,12 +24,16 @@ impl OAuthProvider {
         let Some(id) = crypto::family_of(token).map(str::to_string) else {
             return Ok(RefreshLookup::Unknown);
         };
-        let Some(raw) = self.store.get(&store_key::family(&id)).await? else {
+        let (_, Some(raw)) = self.family_record(&id).await? else {
             return Ok(RefreshLookup::Unknown);
         };
         let Ok(family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
             return Ok(RefreshLookup::Unknown);
         };
+        // Only a token the family handed out names it: the id alone revokes nothing.
+        if !family.handed_out(token) {
+            return Ok(RefreshLookup::Unknown);
+        }
         let live = !family.revoked && family.current == digest && family.expires_at > self.now();
         Ok(if live {
             RefreshLookup::Live(id, family)

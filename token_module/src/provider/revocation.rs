@@ -73,6 +73,24 @@ impl OAuthProvider {
     pub fn events_may_be_lost(&self) {
         self.validator.forget_not_revoked_answers();
     }
+    /// A family's store key and record: under the digest of its id, or, for a family
+    /// started before keys were digests, under the id itself (read while such families
+    /// live, at most `refresh_token_ttl`). With no record, the key a new one goes under.
+    pub(crate) async fn family_record(
+        &self,
+        family_id: &str,
+    ) -> Result<(String, Option<Vec<u8>>), OAuthError> {
+        let key = store_key::family(family_id);
+        if let Some(raw) = self.store.get(&key).await? {
+            return Ok((key, Some(raw)));
+        }
+        let legacy = store_key::legacy_family(family_id);
+        match self.store.get(&legacy).await? {
+            Some(raw) => Ok((legacy, Some(raw))),
+            None => Ok((key, None)),
+        }
+    }
+
     /// Marks a family revoked (writing a tombstone if it does not exist yet) and revokes its
     /// latest access token, atomically with respect to a rotation: the tombstone replaces
     /// exactly the record whose latest access token was just denied (compare-and-swap). A
@@ -84,14 +102,14 @@ impl OAuthProvider {
         // Each lost round means a refresh rotated the family; a family rotates only with its
         // one current token, so contention ends quickly.
         const ROUNDS: usize = 16;
-        let key = store_key::family(family_id);
         let ttl = self.config.refresh_token_ttl;
         for _ in 0..ROUNDS {
             let tombstone = || {
                 serde_json::to_vec(&RefreshFamily::tombstone(self.now() + ttl.as_secs()))
                     .map_err(|_| OAuthError::ServerError)
             };
-            let Some(raw) = self.store.get(&key).await? else {
+            let (key, raw) = self.family_record(family_id).await?;
+            let Some(raw) = raw else {
                 if self.store.put_if_absent(&key, &tombstone()?, ttl).await? {
                     return Ok(());
                 }

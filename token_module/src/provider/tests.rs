@@ -326,8 +326,24 @@ async fn a_code_is_redeemed_once_with_its_verifier() {
     };
     let wrong = redeem("w".repeat(43), code.clone()).await;
     assert_eq!((wrong.status, wrong.str("error")), (400, "invalid_grant"));
-    // A wrong verifier used the code up: codes are taken atomically before anything is
-    // checked, so a new one is needed.
+    // A wrong verifier (or client) leaves the code to its client: it is checked, then
+    // taken only as it was read. Of many right redemptions at once, exactly one wins.
+    let wrong_client = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[("grant_type", "authorization_code"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(wrong_client.status, 400, "{}", wrong_client.json);
+    let attempts: Vec<_> = (0..32)
+        .map(|_| redeem(verifier.clone(), code.clone()))
+        .collect();
+    let replies = futures_util::future::join_all(attempts).await;
+    let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(winners.len(), 1, "one redemption wins");
+    let access = winners[0].str("access_token").to_string();
+    // The losers were replays that proved possession: what the code produced is revoked.
+    assert!(env.valid(&access).await.is_err());
     let code = env.spa_code(&verifier).await;
     let first = redeem(verifier.clone(), code.clone()).await;
     assert_eq!(first.status, 200, "{}", first.json);
@@ -336,6 +352,52 @@ async fn a_code_is_redeemed_once_with_its_verifier() {
     assert_eq!((again.status, again.str("error")), (400, "invalid_grant"));
     // That replay proved possession: what the code produced is revoked.
     assert!(env.valid(&access).await.is_err());
+}
+
+/// A refresh family is revoked only by a token it handed out: its id followed by anything
+/// else (what a reader of logs or the key space could make) revokes nothing, by refresh or
+/// by revocation; and the store's keys do not name the id.
+#[tokio::test]
+async fn the_family_id_alone_revokes_nothing() {
+    let store = Arc::new(MemoryStore::new(""));
+    let env = env_with(store.clone(), |_| {});
+    let first = env.admin_password().await;
+    let rt = first.str("refresh_token").to_string();
+    let forged = format!("{}{}", &rt[..32], "ab".repeat(32));
+    let reply = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[("grant_type", "refresh_token"), ("refresh_token", &forged)],
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(env.revoke(&forged).await, 200);
+    assert!(
+        env.valid(first.str("access_token")).await.is_ok(),
+        "still valid"
+    );
+    use crate::store::Store as _;
+    assert!(store
+        .get(&format!("rtf:{}", &rt[..32]))
+        .await
+        .expect("get")
+        .is_none());
+    let rotated = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.json);
+    // The retired token is genuine: its reuse revokes the family.
+    let reuse = env
+        .token(
+            Some(LIGHT_BASIC),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_eq!(reuse.status, 400);
+    assert!(env.valid(rotated.str("access_token")).await.is_err());
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! RFC 6749 4.1.3 with PKCE (RFC 7636): a code is redeemed once, by the client it was issued
-//! to, with the redirect URI and verifier it was bound to; a replay that proves possession
-//! revokes what the code produced.
+//! to, with the redirect URI and verifier it was bound to; a request that fails those checks
+//! leaves the code to its client (it is checked, then taken only as it was read); a replay
+//! that proves possession revokes what the code produced.
 
 use crate::config::Client;
 use crate::crypto::{self, ct_eq};
@@ -24,12 +25,15 @@ impl OAuthProvider {
                 "the authorization code is invalid, expired or already used".into(),
             )
         };
-        let Some(raw) = self.store.take(&store_key::code(&digest)).await? else {
+        let key = store_key::code(&digest);
+        let Some(raw) = self.store.get(&key).await? else {
             self.revoke_replayed_code(client, &digest, params.get("code_verifier"))
                 .await?;
             return Err(invalid());
         };
         let record: CodeRecord = serde_json::from_slice(&raw).map_err(|_| invalid())?;
+        // Checked before it is taken: a wrong client, redirect URI or verifier leaves the
+        // code to its own client.
         if record.client_id != client.client_id {
             return Err(OAuthError::InvalidGrant(
                 "the authorization code was issued to another client".into(),
@@ -53,6 +57,10 @@ impl OAuthProvider {
             record.code_challenge_method.as_deref(),
             params.get("code_verifier"),
         )?;
+        // Taken only as it was checked: of concurrent redemptions exactly one gets it.
+        if !self.store.take_if(&key, &raw).await? {
+            return Err(invalid());
+        }
 
         // Record what this code produces before producing the refresh token, so a replay
         // racing with this redemption can revoke it.

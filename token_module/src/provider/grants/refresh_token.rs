@@ -11,7 +11,7 @@ use crate::error::OAuthError;
 use crate::form::Params;
 use crate::provider::issuance::Issued;
 use crate::provider::{log_id, OAuthProvider};
-use crate::records::{store_key, RefreshFamily, RetryAnswer, RetryTokens};
+use crate::records::{RefreshFamily, RetryAnswer, RetryTokens};
 
 impl OAuthProvider {
     /// Rotates the family of the presented refresh token. The new record (new current token,
@@ -27,8 +27,8 @@ impl OAuthProvider {
         let invalid =
             || OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
         let family_id = crypto::family_of(token).ok_or_else(invalid)?.to_string();
-        let family_key = store_key::family(&family_id);
-        let raw = self.store.get(&family_key).await?.ok_or_else(invalid)?;
+        let (family_key, raw) = self.family_record(&family_id).await?;
+        let raw = raw.ok_or_else(invalid)?;
         let family: RefreshFamily = serde_json::from_slice(&raw).map_err(|_| invalid())?;
         if family.revoked {
             return Err(invalid());
@@ -42,6 +42,11 @@ impl OAuthProvider {
             if let Some(first) = self.retried_refresh(client, params, &family, token, &digest)? {
                 return Ok(first);
             }
+            // A token the family never handed out (its id with anything after it) is a
+            // guess, not a reuse: it must not sign the family's holder out.
+            if !family.handed_out(token) {
+                return Err(invalid());
+            }
             tracing::warn!(client_id = %client.client_id, family = %log_id(&family_id), "retired refresh token reused; revoking the family");
             self.revoke_family(&family_id).await?;
             return Err(invalid());
@@ -52,7 +57,9 @@ impl OAuthProvider {
             return Err(invalid());
         }
 
-        let new_token = crypto::refresh_token(&family_id);
+        // A family started before tokens were tagged gets its key now.
+        let key = family.key.clone().unwrap_or_else(crypto::family_key);
+        let new_token = crypto::refresh_token(&family_id, &key);
         let new_digest = crypto::digest_hex(&new_token);
         let (access_token, mut issued) = self
             .issue_access_token(
@@ -65,6 +72,7 @@ impl OAuthProvider {
         issued.family_id = Some(family_id.clone());
         let mut rotated = family.clone();
         rotated.current = new_digest.clone();
+        rotated.key = Some(key);
         rotated.retry = if client.refresh_retry_grace.is_zero() {
             None
         } else {
