@@ -171,6 +171,26 @@ fn mistakes_name_the_file_and_the_key() {
             &["oauth.brute_force.account_max_failures"],
         ),
         (
+            "upgrade socket in a world-writable directory",
+            "server:\n  upgrade_sock: /tmp/tollgate_upgrade.sock\n",
+            &["server.upgrade_sock", "world-writable"],
+        ),
+        (
+            "pid file in a world-writable directory",
+            "server:\n  pid_file: /tmp/tollgate.pid\n",
+            &["server.pid_file", "world-writable"],
+        ),
+        (
+            "a kept header that is not removed anyway",
+            "routes:\n  - {path_prefix: /a, upstreams: [\"127.0.0.1:1\"], keep_headers: [x-custom]}\n",
+            &["routes[0].keep_headers[0]", "x-custom"],
+        ),
+        (
+            "admin listener on all interfaces without a reload secret",
+            "admin:\n  address: 0.0.0.0:9090\n",
+            &["admin.token_file", "loopback"],
+        ),
+        (
             "unknown oauth key",
             "oauth:\n  keys: [{kid: a, private_key: KEY, active: true}]\n  clients: []\n  sessions: 3\n",
             &["oauth", "unknown field `sessions`"],

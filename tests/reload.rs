@@ -375,3 +375,53 @@ async fn sighup_and_the_reload_command() {
     assert_eq!(report["generation"], 3);
     assert_eq!(generation(&env.gw).await, Some(3.0));
 }
+
+/// The admin listener is not an open door: a request whose `Host` is a name (what a page
+/// using DNS rebinding sends) is refused, and with `admin.token_file` a reload needs its
+/// secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_checks_host_and_reload_secret() {
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = "s3cret-for-reloads-0123456789";
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{secret}\n")).expect("write");
+    let gw = Gateway::start(GatewayOptions {
+        admin_yaml: format!("  token_file: \"{}\"\n", token_file.display()),
+        ..Default::default()
+    });
+    let http = common::client();
+    let rebinding = http
+        .get(gw.admin_url("/metrics"))
+        .header("host", format!("attacker.example:{}", gw.admin.port()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(rebinding.status(), 403);
+    let by_name = http
+        .get(gw.admin_url("/healthz"))
+        .header("host", format!("localhost:{}", gw.admin.port()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(by_name.status(), 200);
+    let reload = |auth: Option<&str>| {
+        let mut req = http.post(gw.admin_url("/reload"));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        req.send()
+    };
+    assert_eq!(reload(None).await.expect("reload").status(), 401);
+    assert_eq!(
+        reload(Some("Bearer wrong-secret-0123456789"))
+            .await
+            .expect("reload")
+            .status(),
+        401
+    );
+    let ok = reload(Some(&format!("Bearer {secret}")))
+        .await
+        .expect("reload");
+    assert_eq!(ok.status(), 200);
+    assert!(!gw.log().contains(secret), "the secret reached the log");
+}

@@ -1,6 +1,9 @@
 //! The admin listener: `/healthz` (the process is alive), `/readyz` (the store answers; its
 //! eviction policy is checked on the way), `POST /reload` (re-read the configuration) and
-//! `/metrics` (Prometheus text). It should be bound to a private address.
+//! `/metrics` (Prometheus text). It should be bound to a private address; even so, a request
+//! whose `Host` is a name other than `localhost` is refused (403), so a web page on the
+//! operator's machine cannot reach it through a name it made resolve to this address (DNS
+//! rebinding), and `POST /reload` needs the `admin.token_file` secret when one is set.
 
 use std::sync::Arc;
 
@@ -16,6 +19,10 @@ use crate::metrics::Metrics;
 use crate::store::{EventsState, EvictionWatch};
 
 pub struct AdminApp {
+    /// The listener's own address: the port a `Host` may name.
+    pub address: std::net::SocketAddr,
+    /// The secret `POST /reload` needs, if any.
+    pub reload_token: Option<crate::config::AdminToken>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub eviction: Arc<EvictionWatch>,
@@ -39,9 +46,70 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
     respond(status, "application/json", value.to_string().into_bytes())
 }
 
+/// Whether `host` (a `Host` value) names this listener by an address or as `localhost`,
+/// with its port if any: a DNS name other than `localhost` is what a rebinding page sends.
+fn host_is_own(host: &str, port: u16) -> bool {
+    let (name, given_port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, tail)) => (ip, tail.strip_prefix(':')),
+            None => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, p)) => (name, Some(p)),
+            None => (host, None),
+        },
+    };
+    let named = name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok();
+    named && given_port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p == port))
+}
+
+fn refusal(status: StatusCode, error: &str, description: &str) -> Response<Vec<u8>> {
+    json(
+        status,
+        serde_json::json!({"error": error, "error_description": description}),
+    )
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()));
+        if !host.is_some_and(|h| host_is_own(h, self.address.port())) {
+            return refusal(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the admin listener answers only requests addressed to it by address or as localhost",
+            );
+        }
+        if session.req_header().method == http::Method::POST
+            && session.req_header().uri.path() == "/reload"
+        {
+            if let Some(token) = &self.reload_token {
+                let presented = session
+                    .req_header()
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                if !token_module::ct_eq(presented.as_bytes(), token.0.as_bytes()) {
+                    let mut resp = refusal(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        "POST /reload needs the admin.token_file secret as a bearer token",
+                    );
+                    if let Ok(v) = "Bearer realm=\"tollgate-admin\"".parse() {
+                        resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+                    }
+                    return resp;
+                }
+            }
+        }
         match session.req_header().uri.path() {
             "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "alive"})),
             "/readyz" => match self.store.ping().await {
@@ -99,6 +167,37 @@ impl ServeHttp for AdminApp {
                     StatusCode::from_u16(not_found.status).unwrap_or(StatusCode::NOT_FOUND);
                 respond(status, content_type, not_found.body.clone())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_own;
+
+    #[test]
+    fn only_addresses_and_localhost_are_its_own_hosts() {
+        for own in [
+            "127.0.0.1:9090",
+            "127.0.0.1",
+            "localhost:9090",
+            "LOCALHOST",
+            "[::1]:9090",
+            "[::1]",
+            "10.1.2.3:9090",
+        ] {
+            assert!(host_is_own(own, 9090), "{own}");
+        }
+        for other in [
+            "evil.example:9090",
+            "evil.example",
+            "localhost.evil.example:9090",
+            "127.0.0.1:80",
+            "localhost:9091",
+            "[::1",
+            "",
+        ] {
+            assert!(!host_is_own(other, 9090), "{other}");
         }
     }
 }

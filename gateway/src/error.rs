@@ -133,6 +133,9 @@ pub enum ServeError {
     OAuth(#[from] token_module::secrets::SecretError),
     #[error("{0}")]
     Config(#[from] crate::live::ReloadError),
+    /// A directory the server needs could not be made.
+    #[error("{0}")]
+    Setup(String),
     #[error("{file}: TLS for {address}: {message}")]
     Tls {
         file: String,

@@ -112,8 +112,8 @@ fn hash_secret() -> ExitCode {
 /// `tollgate reload`: `POST /reload` to the admin listener named by the configuration.
 fn request_reload(config_path: &std::path::Path) -> ExitCode {
     use std::io::{Read, Write};
-    let admin = match config::admin_address(config_path) {
-        Ok(Some(address)) => address,
+    let (admin, token) = match config::admin_address(config_path) {
+        Ok(Some(found)) => found,
         Ok(None) => {
             eprintln!(
                 "tollgate: the admin listener is off (admin.address: null); send SIGHUP instead"
@@ -129,8 +129,13 @@ fn request_reload(config_path: &std::path::Path) -> ExitCode {
         let mut stream =
             std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))?;
         stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+        // Addressed to the listener by its address: it refuses names (DNS rebinding).
+        let authorization = token.as_ref().map_or(String::new(), |t| {
+            format!("Authorization: Bearer {}\r\n", t.0)
+        });
         stream.write_all(
-            b"POST /reload HTTP/1.1\r\nHost: tollgate-admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            format!("POST /reload HTTP/1.1\r\nHost: {admin}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         )?;
         let mut reply = String::new();
         stream.read_to_string(&mut reply)?;
@@ -225,6 +230,20 @@ pub struct Start {
     pub daemon: bool,
 }
 
+/// Creates the directory of `file` (the upgrade socket, the pid file) when it is missing,
+/// readable and writable by this user only.
+fn private_dir(file: &std::path::Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| ServeError::Setup(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
 /// Starts every configured service and serves until the process is told to stop. With
 /// `start.upgrade`, the listening sockets are received through `server.upgrade_sock` (from
 /// the process being replaced, or from whoever started this one) instead of bound. Returns
@@ -234,6 +253,9 @@ pub fn serve(
     start: Start,
     set_log_level: Option<LogLevelSetter>,
 ) -> Result<std::convert::Infallible, ServeError> {
+    for file in [&config.server.upgrade_sock, &config.server.pid_file] {
+        private_dir(file)?;
+    }
     let metrics = Arc::new(Metrics::new()?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::open(
         &config.store,
@@ -268,6 +290,7 @@ pub fn serve(
 
     let listeners = config.listeners.clone();
     let admin_address = config.admin;
+    let admin_token = config.admin_token.clone();
     let source = config.source.clone();
     let store_url = format!("{:?}", config.store.url);
     let live = Arc::new(Live::new(
@@ -360,6 +383,8 @@ pub fn serve(
     ));
     if let Some(address) = admin_address {
         let app = AdminApp {
+            address,
+            reload_token: admin_token,
             store,
             metrics,
             eviction,

@@ -75,6 +75,8 @@ pub struct GatewayOptions {
     pub server_yaml: String,
     /// More keys of the plain-HTTP listener, each line indented by four spaces.
     pub http_listener_yaml: String,
+    /// More `admin:` keys, each line indented by two spaces.
+    pub admin_yaml: String,
 }
 
 impl Default for GatewayOptions {
@@ -86,6 +88,7 @@ impl Default for GatewayOptions {
             extra_yaml: String::new(),
             server_yaml: String::new(),
             http_listener_yaml: String::new(),
+            admin_yaml: String::new(),
         }
     }
 }
@@ -120,7 +123,7 @@ impl Gateway {
         format!(
             "server:\n{defaults}{server}\
              listeners:\n  - address: 127.0.0.1:{http}\n{http_listener}  - address: 127.0.0.1:{https}\n    tls:\n      cert: {cert}\n      key: {key}\n\
-             admin:\n  address: 127.0.0.1:{admin}\n\
+             admin:\n  address: 127.0.0.1:{admin}\n{admin_yaml}\
              store:\n  url: \"{store}\"\n  timeout_ms: {timeout}\n\
              routes:\n{routes}{extra}",
             cert = tls.join("cert.pem").display(),
@@ -130,6 +133,7 @@ impl Gateway {
             extra = opts.extra_yaml,
             server = opts.server_yaml,
             http_listener = opts.http_listener_yaml,
+            admin_yaml = opts.admin_yaml,
             routes = if opts.routes.trim().is_empty() { "  []\n".to_string() } else { opts.routes.clone() },
         )
     }
@@ -268,7 +272,7 @@ impl Gateway {
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut out = String::new();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .is_ok()
             && s.read_to_string(&mut out).is_ok()
             && out.starts_with("HTTP/1.1 200")

@@ -9,6 +9,8 @@ pub mod bearer;
 pub mod clock;
 pub mod config;
 mod crypto;
+/// Constant-time equality, for the secrets the gateway compares itself.
+pub use crypto::ct_eq;
 pub mod error;
 mod events;
 pub mod form;

@@ -117,9 +117,11 @@ pub struct Server {
     /// Seconds in-flight requests get to finish after that. Default: 5.
     pub graceful_shutdown_timeout_seconds: u64,
     /// The Unix socket through which a new process started with `--upgrade` receives this
-    /// one's listening sockets. Default: `/tmp/tollgate_upgrade.sock`.
+    /// one's listening sockets; its directory may not be world-writable. Default:
+    /// `/run/tollgate/upgrade.sock`.
     pub upgrade_sock: String,
-    /// With `--daemon`: where the process id is written. Default: `/tmp/tollgate.pid`.
+    /// With `--daemon`: where the process id is written; its directory may not be
+    /// world-writable. Default: `/run/tollgate/tollgate.pid`.
     pub pid_file: String,
     /// With `--daemon`: the file logs are appended to. Default: none (logs are dropped).
     pub error_log: Option<String>,
@@ -234,8 +236,8 @@ impl Default for Server {
             threads: 2,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 5,
-            upgrade_sock: "/tmp/tollgate_upgrade.sock".into(),
-            pid_file: "/tmp/tollgate.pid".into(),
+            upgrade_sock: "/run/tollgate/upgrade.sock".into(),
+            pid_file: "/run/tollgate/tollgate.pid".into(),
             error_log: None,
             log_level: "info".into(),
             log_format: "text".into(),
@@ -303,12 +305,17 @@ pub struct Admin {
     /// `ip:port` of `/healthz`, `/readyz` and `/metrics`; `null` turns it off.
     /// Default: `127.0.0.1:9090`.
     pub address: Option<String>,
+    /// A file holding the secret `POST /reload` must present as `Authorization: Bearer
+    /// <secret>` (read at start). Required when `address` is not a loopback address.
+    /// Default: none (any caller that reaches the listener may reload).
+    pub token_file: Option<String>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Self {
             address: Some("127.0.0.1:9090".into()),
+            token_file: None,
         }
     }
 }

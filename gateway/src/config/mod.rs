@@ -128,6 +128,16 @@ pub struct StoreSettings {
     pub timeout: Duration,
 }
 
+/// The admin listener's reload secret; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct GatewayConfig {
@@ -135,6 +145,8 @@ pub struct GatewayConfig {
     pub server: ServerSettings,
     pub listeners: Vec<Listener>,
     pub admin: Option<SocketAddr>,
+    /// The secret `POST /reload` must present (`admin.token_file`).
+    pub admin_token: Option<AdminToken>,
     pub store: StoreSettings,
     pub routes: RouteTable,
     pub oauth: Option<token_module::OAuthConfig>,
@@ -150,9 +162,11 @@ pub struct BearerSettings {
     pub identity: IdentityHeaders,
 }
 
-/// The admin listener's address as `path` sets it, read without validating the rest (what
-/// `tollgate reload` needs to find the running gateway; the gateway validates the file).
-pub fn admin_address(path: &Path) -> Result<Option<SocketAddr>, ConfigError> {
+/// The admin listener's address and reload secret as `path` sets them, read without
+/// validating the rest (what `tollgate reload` needs to reach the running gateway; the
+/// gateway validates the file).
+
+pub fn admin_address(path: &Path) -> Result<Option<(SocketAddr, Option<AdminToken>)>, ConfigError> {
     #[derive(serde::Deserialize)]
     struct Partial {
         #[serde(default)]
@@ -165,14 +179,29 @@ pub fn admin_address(path: &Path) -> Result<Option<SocketAddr>, ConfigError> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read: {e}")))?;
     let partial = validator::parse_yaml::<Partial>(&text).map_err(|(key, m)| err(&key, m))?;
-    partial
-        .admin
-        .address
-        .map(|a| {
-            a.parse()
-                .map_err(|_| err("admin.address", format!("`{a}` is not an ip:port address")))
-        })
-        .transpose()
+    let Some(address) = partial.admin.address else {
+        return Ok(None);
+    };
+    let address = address.parse().map_err(|_| {
+        err(
+            "admin.address",
+            format!("`{address}` is not an ip:port address"),
+        )
+    })?;
+    let token = match partial.admin.token_file {
+        Some(file) => {
+            let file = path.parent().unwrap_or(Path::new(".")).join(file);
+            let token = std::fs::read_to_string(&file).map_err(|e| {
+                err(
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            Some(AdminToken(token.trim().to_string()))
+        }
+        None => None,
+    };
+    Ok(Some((address, token)))
 }
 
 impl GatewayConfig {

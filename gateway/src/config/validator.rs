@@ -82,6 +82,31 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// A file only this process's user may create: its directory must not be writable by
+    /// everyone, or another local user could put their own socket or pid file there first
+    /// (and receive the listening sockets of the next upgrade). A directory that does not
+    /// exist yet is created private (0700) at start.
+    fn private_path(&self, key: &str, path: &str) -> Result<PathBuf, ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = PathBuf::from(path);
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(meta) = std::fs::metadata(parent) {
+            if meta.permissions().mode() & 0o002 != 0 {
+                return Err(self.err(
+                    key,
+                    format!(
+                        "`{}` is world-writable: put the file in a directory only the gateway's user can write (default /run/tollgate/)",
+                        parent.display()
+                    ),
+                ));
+            }
+        }
+        Ok(path)
+    }
+
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_path_buf(),
@@ -110,6 +135,32 @@ impl Validator<'_> {
             .address
             .map(|a| self.socket_addr("admin.address", &a))
             .transpose()?;
+        let admin_token = match &f.admin.token_file {
+            Some(file) => {
+                let path = self.existing_file("admin.token_file", file)?;
+                let token = std::fs::read_to_string(&path).map_err(|e| {
+                    self.err(
+                        "admin.token_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let token = token.trim().to_string();
+                if token.len() < 16 {
+                    return Err(self.err(
+                        "admin.token_file",
+                        "the secret must be at least 16 characters",
+                    ));
+                }
+                Some(super::AdminToken(token))
+            }
+            None => None,
+        };
+        if admin.is_some_and(|a| !a.ip().is_loopback()) && admin_token.is_none() {
+            return Err(self.err(
+                "admin.token_file",
+                "required when admin.address is not a loopback address: anyone who reaches the listener could reload",
+            ));
+        }
         let store = self.store(f.store, store_url_override)?;
         let routes_with_auth: Vec<usize> = f
             .routes
@@ -193,6 +244,7 @@ impl Validator<'_> {
             server,
             listeners,
             admin,
+            admin_token,
             store,
             routes: RouteTable::new(routes, path_case),
             oauth,
@@ -283,6 +335,8 @@ impl Validator<'_> {
                 (resolver, Some(server))
             }
         };
+        let upgrade_sock = self.private_path("server.upgrade_sock", &s.upgrade_sock)?;
+        let pid_file = self.private_path("server.pid_file", &s.pid_file)?;
         Ok(ServerSettings {
             resolver,
             access_log,
@@ -291,8 +345,8 @@ impl Validator<'_> {
             graceful_shutdown_timeout: Duration::from_secs(s.graceful_shutdown_timeout_seconds),
             log_level: s.log_level,
             log_json,
-            upgrade_sock: PathBuf::from(s.upgrade_sock),
-            pid_file: PathBuf::from(s.pid_file),
+            upgrade_sock,
+            pid_file,
             error_log: s.error_log.map(PathBuf::from),
             request_limits: RequestLimits {
                 max_uri_bytes: s.max_uri_bytes as usize,
