@@ -90,7 +90,7 @@ pub fn hash_secret(secret: &[u8]) -> Result<String, SecretError> {
 /// Verifies secrets against hashes, remembering successes for a while.
 pub struct SecretVerifier {
     key: hmac::Key,
-    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    verified: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
     ttl: Duration,
     max_entries: usize,
     /// Verified against when the identity is unknown, so unknown and known identities cost
@@ -117,7 +117,7 @@ impl SecretVerifier {
             .map_err(|_| SecretError::NoRandomness)?;
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
-            verified: Mutex::new(HashMap::new()),
+            verified: Arc::default(),
             ttl,
             max_entries,
             dummy: PasswordHash::parse(&hash_secret(&dummy_secret)?)?,
@@ -128,13 +128,14 @@ impl SecretVerifier {
         })
     }
 
-    /// The same verifier having forgotten every verified secret (a reload: a rotated secret
-    /// must not pass on an earlier verification). The key, the dummy hash, the bound on
-    /// concurrent argon2 runs and the counter are shared, so a reload costs no argon2 run.
-    pub fn forgetting(&self) -> Self {
+    /// The same verifier for a new configuration (a reload), remembering what it verified:
+    /// a remembered secret is bound to the hash it was verified against, so one whose hash
+    /// is unchanged still passes without argon2 (a reload, or a loop of them, forces no
+    /// argon2 run) and one whose hash was rotated is checked against the new hash.
+    pub fn reconfigured(&self) -> Self {
         Self {
             key: self.key.clone(),
-            verified: Mutex::new(HashMap::new()),
+            verified: Arc::clone(&self.verified),
             ttl: self.ttl,
             max_entries: self.max_entries,
             dummy: self.dummy.clone(),

@@ -223,15 +223,87 @@ impl TokenCache {
 /// Validates access tokens against the configuration and the store, with its own caches: the
 /// verified JWTs and the recent "not revoked" answers.
 pub(crate) struct Validator {
-    token_cache: TokenCache,
-    not_revoked: NotRevokedCache,
+    token_cache: Arc<TokenCache>,
+    not_revoked: Arc<NotRevokedCache>,
+    /// What a verification depends on, to tell whether a new configuration may keep the
+    /// caches.
+    inputs: VerificationInputs,
+}
+
+/// Everything of a configuration that decides whether a token verifies and what it says:
+/// the keys (by kid, algorithm and public key), the leeway, the resources and each client's
+/// issuer, audience, format and profile. Two configurations with equal inputs verify every
+/// token alike, so a reload between them keeps what was verified.
+#[derive(Debug, PartialEq)]
+struct VerificationInputs {
+    keys: Vec<(
+        String,
+        crate::keys::SigningAlgorithm,
+        serde_json::Map<String, serde_json::Value>,
+    )>,
+    leeway: std::time::Duration,
+    resources: Vec<String>,
+    clients: Vec<(String, String, String, TokenFormat, TokenProfile)>,
+    token_cache_entries: usize,
+    denylist_cache: std::time::Duration,
+}
+
+impl VerificationInputs {
+    fn of(config: &OAuthConfig) -> Self {
+        let mut clients: Vec<_> = config
+            .clients
+            .values()
+            .map(|c| {
+                (
+                    c.client_id.clone(),
+                    c.issuer.clone(),
+                    c.audience.clone(),
+                    c.token_format,
+                    c.token_profile,
+                )
+            })
+            .collect();
+        clients.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            keys: config
+                .keys
+                .iter()
+                .map(|k| (k.kid.clone(), k.algorithm, k.public_jwk.clone()))
+                .collect(),
+            leeway: config.leeway,
+            resources: config.resources.clone(),
+            clients,
+            token_cache_entries: config.token_cache_entries,
+            denylist_cache: config.denylist_cache,
+        }
+    }
 }
 
 impl Validator {
     pub(crate) fn new(config: &OAuthConfig) -> Self {
         Self {
-            token_cache: TokenCache::new(config.token_cache_entries),
-            not_revoked: NotRevokedCache::new(config.denylist_cache, config.token_cache_entries),
+            token_cache: Arc::new(TokenCache::new(config.token_cache_entries)),
+            not_revoked: Arc::new(NotRevokedCache::new(
+                config.denylist_cache,
+                config.token_cache_entries,
+            )),
+            inputs: VerificationInputs::of(config),
+        }
+    }
+
+    /// The validator for a new configuration: the same caches when nothing a verification
+    /// depends on changed (so a reload, or a loop of them, sends no token back to signature
+    /// checks), fresh ones otherwise (a removed key's tokens stop validating at once).
+    pub(crate) fn reconfigured(&self, config: &OAuthConfig) -> Self {
+        let inputs = VerificationInputs::of(config);
+        if inputs == self.inputs {
+            Self {
+                token_cache: Arc::clone(&self.token_cache),
+                not_revoked: Arc::clone(&self.not_revoked),
+                inputs,
+            }
+        } else {
+            Self::new(config)
         }
     }
 

@@ -92,15 +92,17 @@ impl OAuthProvider {
     }
 
     /// A provider for a new configuration (a reload) that shares this one's store, clock and
-    /// metric counters. Its caches start empty: verified secrets are checked again (a rotated
-    /// secret is forgotten at once) and tokens of removed keys stop validating at once.
+    /// metric counters. It keeps every cache whose inputs did not change: secrets verified
+    /// against a hash that is still configured (a rotated secret is checked against its new
+    /// hash), verified tokens while the keys and clients that verified them stay (a removed
+    /// key's tokens stop validating at once).
     pub fn reconfigured(&self, config: OAuthConfig) -> Self {
         Self {
-            validator: crate::validate::Validator::new(&config),
+            validator: self.validator.reconfigured(&config),
             upstream_tokens: upstream_token::UpstreamTokens::new(config.token_cache_entries),
             config,
             store: Arc::clone(&self.store),
-            verifier: self.verifier.forgetting(),
+            verifier: self.verifier.reconfigured(),
             throttled: Arc::clone(&self.throttled),
             attempts: Arc::clone(&self.attempts),
             clock: Arc::clone(&self.clock),

@@ -733,3 +733,55 @@ async fn a_token_pushed_out_of_its_family_is_denied_without_an_announcement() {
         "one per live token"
     );
 }
+
+/// A reload keeps every cache whose inputs did not change: a secret verified against a hash
+/// still configured passes without argon2, a verified token stays verified while its keys
+/// and clients do. A rotated secret is checked against its new hash, and a change to what
+/// verifies tokens drops what was verified.
+#[tokio::test]
+async fn a_reload_keeps_the_caches_whose_inputs_did_not_change() {
+    use std::sync::atomic::Ordering;
+    let env = env();
+    let first = env.admin_password().await;
+    assert_eq!(first.status, 200);
+    let access = first.str("access_token").to_string();
+    env.valid(&access).await.expect("valid");
+    let argon2 = env.provider.hash_verifications();
+    let before = argon2.load(Ordering::Relaxed);
+
+    let same = Env {
+        provider: env.provider.reconfigured(demo_config()),
+        clock: Arc::clone(&env.clock),
+    };
+    assert_eq!(same.admin_password().await.status, 200);
+    assert_eq!(
+        argon2.load(Ordering::Relaxed),
+        before,
+        "no argon2 after a reload"
+    );
+    let again = same
+        .provider
+        .validate_access_token(&access, false)
+        .await
+        .expect("valid");
+    assert!(again.cached, "the verified token is still known");
+
+    let mut rotated_config = demo_config();
+    let new_hash = crate::secrets::hash_secret(b"a-new-secret-for-light").expect("hash");
+    if let Some(light) = rotated_config.clients.get_mut(LIGHT_ID) {
+        light.secret_hash = Some(crate::secrets::PasswordHash::parse(&new_hash).expect("hash"));
+    }
+    rotated_config.leeway += Duration::from_secs(1);
+    let rotated = Env {
+        provider: env.provider.reconfigured(rotated_config),
+        clock: Arc::clone(&env.clock),
+    };
+    let old_secret = rotated.admin_password().await;
+    assert_eq!(old_secret.status, 401, "the rotated-out secret is refused");
+    let checked = rotated
+        .provider
+        .validate_access_token(&access, false)
+        .await
+        .expect("valid");
+    assert!(!checked.cached, "another leeway verifies again");
+}
