@@ -342,3 +342,54 @@ async fn an_idle_http2_connection_is_closed() {
     assert!(closed.is_ok(), "an idle HTTP/2 connection stayed open");
     assert!(started.elapsed() >= Duration::from_millis(1000));
 }
+
+/// HTTP/2 bodies at the OAuth endpoints are read within `server.body_timeout_ms`: 100
+/// streams that send their headers (claiming a body) and never a DATA frame are each
+/// answered 408 at the deadline, and nothing waits longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_http2_bodies_at_the_oauth_endpoints_end_at_the_deadline() {
+    use common::oauth::{Backend, OAuthEnv};
+    let env = OAuthEnv::start_with_server(
+        Backend::Memory,
+        &[],
+        String::new(),
+        "",
+        "  body_timeout_ms: 1500\n",
+    );
+    let mut config = (*tls_connector_config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(env.gw.https)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let (mut h2, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..100 {
+        h2 = h2.ready().await.expect("a stream");
+        let request = http::Request::post("https://localhost/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-length", "1000")
+            .body(())
+            .expect("request");
+        let (response, body) = h2.send_request(request, false).expect("send");
+        pending.push(response);
+        bodies.push(body); // kept open, never written
+    }
+    let statuses = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut statuses = Vec::new();
+        for response in pending {
+            statuses.push(response.await.map(|r| r.status().as_u16()).unwrap_or(0));
+        }
+        statuses
+    })
+    .await
+    .expect("every stream answered");
+    assert!(statuses.iter().all(|s| *s == 408), "{statuses:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    drop(bodies);
+}

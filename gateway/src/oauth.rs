@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pingora::proxy::Session;
 use pingora::Result;
@@ -69,20 +70,36 @@ pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 /// A second, conventional home of the JWKS.
 pub const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
 
-/// Reads the whole request body; `None` past `limit` bytes (without reading on).
-async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Vec<u8>>> {
+/// A request body as read for an OAuth endpoint.
+enum Body {
+    Read(Vec<u8>),
+    /// Past the limit (the rest left unread).
+    TooLarge,
+    /// Not whole within the deadline.
+    TimedOut,
+}
+
+/// Reads the whole request body: at most `limit` bytes, within `deadline` (whatever the
+/// protocol: an HTTP/2 stream that sends its headers and no DATA ends there too). Nothing is
+/// allocated from what `Content-Length` claims, only from what arrives.
+async fn read_body(session: &mut Session, limit: usize, deadline: Duration) -> Result<Body> {
     let declared = header(session, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Ok(None);
+        return Ok(Body::TooLarge);
     }
-    let mut body = Vec::with_capacity(declared.map_or(0, |l| l as usize));
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > limit {
-            return Ok(None);
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            if body.len() + chunk.len() > limit {
+                return Ok(Body::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
+        Ok(Body::Read(body))
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or(Ok(Body::TimedOut))
 }
 
 impl OAuthEndpoints {
@@ -104,12 +121,14 @@ impl OAuthEndpoints {
 
     /// Answers a request for `endpoint` from `client` (the address brute-force counters
     /// and rate limits count), under the endpoints' rate limit if there is one.
+    /// `body_timeout` bounds the reading of its body.
     pub async fn serve(
         &self,
         session: &mut Session,
         endpoint: Endpoint,
         client: Option<IpAddr>,
         rate_limit: Option<(&RateLimit, &dyn Store)>,
+        body_timeout: Duration,
     ) -> Result<()> {
         let method = session.req_header().method.clone();
         let allow = match endpoint {
@@ -129,12 +148,21 @@ impl OAuthEndpoints {
                 .await;
         }
         let limit = self.provider.config().max_body_bytes;
-        let Some(body) = read_body(session, limit).await? else {
-            // The rest of the body stays unread: this connection cannot carry another request.
-            session.set_keepalive(None);
-            return self
-                .refuse(session, endpoint, OAuthError::PayloadTooLarge { limit })
-                .await;
+        let body = match read_body(session, limit, body_timeout).await? {
+            Body::Read(body) => body,
+            Body::TooLarge => {
+                // The rest of the body stays unread: this connection cannot carry another
+                // request.
+                session.set_keepalive(None);
+                return self
+                    .refuse(session, endpoint, OAuthError::PayloadTooLarge { limit })
+                    .await;
+            }
+            Body::TimedOut => {
+                session.set_keepalive(None);
+                let timed_out = crate::error::GatewayError::RequestTimeout.into_response();
+                return respond::write(session, timed_out).await;
+            }
         };
         if let Some((limit, store)) = rate_limit {
             let named = match limit.key {

@@ -302,7 +302,10 @@ impl ProxyHttp for Gateway {
                     .oauth_rate_limit
                     .as_ref()
                     .map(|l| (l.as_ref(), config.store.as_ref()));
-                oauth.serve(session, endpoint, ctx.client, limit).await?;
+                let body_timeout = config.connection_timeouts.body;
+                oauth
+                    .serve(session, endpoint, ctx.client, limit, body_timeout)
+                    .await?;
                 return Ok(true);
             }
         }
