@@ -236,19 +236,20 @@ async fn upstream_down_gives_502_and_slow_upstream_504() {
     );
 }
 
-/// `server.upstream_forwarded_header`: one RFC 7239 `Forwarded` header appended to what
-/// came (over plain HTTP and TLS), or none; the styles not written are removed, so a client
-/// cannot tell the upstream what the gateway did not vouch for.
+/// `server.upstream_forwarded_header`: one RFC 7239 `Forwarded` header (over plain HTTP and
+/// TLS), or none; the styles not written are removed, and what came is appended to only from
+/// a trusted proxy, so a client cannot tell the upstream what the gateway did not vouch for.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upstream_gets_the_forwarding_header_style_configured() {
     let up = start_upstream("echo").await;
-    let with = |style: &str| {
+    let with_server = |style: &str, more: &str| {
         Gateway::start(GatewayOptions {
             routes: route("/v1", &[up], ""),
-            server_yaml: format!("  upstream_forwarded_header: {style}\n"),
+            server_yaml: format!("  upstream_forwarded_header: {style}\n{more}"),
             ..Default::default()
         })
     };
+    let with = |style: &str| with_server(style, "");
     let http = client();
     const SPOOFED: &[(&str, &str)] = &[
         ("forwarded", "for=192.0.2.1"),
@@ -273,8 +274,8 @@ async fn the_upstream_gets_the_forwarding_header_style_configured() {
     assert_eq!(got["headers"]["forwarded"][0], "for=127.0.0.1;proto=http");
     let got = echo(gw.https_url("/v1/a"), SPOOFED).await;
     assert_eq!(
-        got["headers"]["forwarded"][0],
-        "for=192.0.2.1, for=127.0.0.1;proto=https"
+        got["headers"]["forwarded"][0], "for=127.0.0.1;proto=https",
+        "not appended to what an untrusted client sent"
     );
     assert!(got["headers"]["x-forwarded-for"].is_null(), "{got}");
     assert!(got["headers"]["x-forwarded-proto"].is_null(), "{got}");
@@ -287,9 +288,21 @@ async fn the_upstream_gets_the_forwarding_header_style_configured() {
 
     let gw = with("x-forwarded-for");
     let got = echo(gw.url("/v1/a"), SPOOFED).await;
-    assert_eq!(got["headers"]["x-forwarded-for"][0], "192.0.2.2, 127.0.0.1");
+    assert_eq!(got["headers"]["x-forwarded-for"][0], "127.0.0.1");
     assert_eq!(got["headers"]["x-forwarded-proto"][0], "http");
     assert!(got["headers"]["forwarded"].is_null(), "{got}");
+
+    // Behind a trusted proxy, what it sent is kept and appended to.
+    let trusted = "  trusted_proxies: [127.0.0.0/8]\n";
+    let gw = with_server("x-forwarded-for", trusted);
+    let got = echo(gw.url("/v1/a"), SPOOFED).await;
+    assert_eq!(got["headers"]["x-forwarded-for"][0], "192.0.2.2, 127.0.0.1");
+    let gw = with_server("forwarded", trusted);
+    let got = echo(gw.https_url("/v1/a"), SPOOFED).await;
+    assert_eq!(
+        got["headers"]["forwarded"][0],
+        "for=192.0.2.1, for=127.0.0.1;proto=https"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -165,7 +165,6 @@ pub struct BearerSettings {
 /// The admin listener's address and reload secret as `path` sets them, read without
 /// validating the rest (what `tollgate reload` needs to reach the running gateway; the
 /// gateway validates the file).
-
 pub fn admin_address(path: &Path) -> Result<Option<(SocketAddr, Option<AdminToken>)>, ConfigError> {
     #[derive(serde::Deserialize)]
     struct Partial {
