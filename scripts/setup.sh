@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) Tollgate needs and a fresh Debian/Ubuntu
-# machine may lack: cmake and a C toolchain for the crypto crates; redis-server and redis-cli
-# for the tests. Installs nothing that is already there.
+# machine may lack: cmake and a C toolchain for the crypto crates; redis-server and redis-cli,
+# and Chromium with chromedriver (the sign-in page's browser tests) for the tests. Installs
+# nothing that is already there.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,8 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ "${1:-}" = "--test" ]; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -8,12 +8,14 @@ use std::time::Duration;
 use pingora::proxy::Session;
 use pingora::Result;
 use token_module::form::named_client;
-use token_module::{AuthorizeRequest, OAuthError, OAuthProvider, Response, Store, TokenRequest};
+use token_module::{
+    AuthorizeRequest, LogoutRequest, OAuthError, OAuthProvider, Response, Store, TokenRequest,
+};
 
 use crate::cors::{self, CorsPolicy};
 use crate::metrics::Metrics;
 use crate::rate_limit::{KeyValue, RateKey, RateLimit};
-use crate::request::{header, is_tls};
+use crate::request::{cookies, header, is_tls};
 use crate::respond;
 
 /// The authorization server's endpoints.
@@ -32,10 +34,11 @@ pub enum Endpoint {
     Revoke,
     Introspect,
     Userinfo,
+    Logout,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Token,
         Endpoint::Authorize,
         Endpoint::Jwks,
@@ -43,6 +46,7 @@ impl Endpoint {
         Endpoint::Revoke,
         Endpoint::Introspect,
         Endpoint::Userinfo,
+        Endpoint::Logout,
     ];
 
     /// The route label in metrics.
@@ -55,6 +59,7 @@ impl Endpoint {
             Endpoint::Revoke => "oauth-revoke",
             Endpoint::Introspect => "oauth-introspect",
             Endpoint::Userinfo => "oidc-userinfo",
+            Endpoint::Logout => "oidc-logout",
         }
     }
 }
@@ -115,6 +120,7 @@ impl OAuthEndpoints {
             (c.revoke_path.as_str(), Endpoint::Revoke),
             (c.introspect_path.as_str(), Endpoint::Introspect),
             (c.userinfo_path.as_str(), Endpoint::Userinfo),
+            (c.logout_path.as_str(), Endpoint::Logout),
         ];
         table.iter().find(|(p, _)| *p == path).map(|(_, e)| *e)
     }
@@ -134,7 +140,7 @@ impl OAuthEndpoints {
         let allow = match endpoint {
             Endpoint::Token | Endpoint::Revoke | Endpoint::Introspect => "POST",
             Endpoint::Jwks | Endpoint::Discovery => "GET, HEAD",
-            Endpoint::Authorize | Endpoint::Userinfo => "GET, HEAD, POST",
+            Endpoint::Authorize | Endpoint::Userinfo | Endpoint::Logout => "GET, HEAD, POST",
         };
         if let Some(policy) = self.cors_policy(endpoint) {
             if cors::is_preflight(session.req_header()) {
@@ -220,6 +226,7 @@ impl OAuthEndpoints {
             Endpoint::Jwks => self.provider.jwks(),
             Endpoint::Discovery => self.provider.discovery(),
             Endpoint::Authorize => {
+                let cookie = cookies(session);
                 self.provider
                     .authorize(AuthorizeRequest {
                         method: method.as_str(),
@@ -227,8 +234,21 @@ impl OAuthEndpoints {
                         content_type: header(session, "content-type"),
                         body: &body,
                         authorization: header(session, "authorization"),
-                        cookie: header(session, "cookie"),
+                        cookie: cookie.as_deref(),
                         client_ip: client,
+                        secure: is_tls(session),
+                    })
+                    .await
+            }
+            Endpoint::Logout => {
+                let cookie = cookies(session);
+                self.provider
+                    .logout(LogoutRequest {
+                        method: method.as_str(),
+                        query: query.as_deref(),
+                        content_type: header(session, "content-type"),
+                        body: &body,
+                        cookie: cookie.as_deref(),
                         secure: is_tls(session),
                     })
                     .await
@@ -295,7 +315,7 @@ impl OAuthEndpoints {
                     Err(_) => None,
                 }
             }
-            Endpoint::Authorize | Endpoint::Introspect => None,
+            Endpoint::Authorize | Endpoint::Introspect | Endpoint::Logout => None,
         };
         if client.is_some_and(|c| self.provider.client_allows_origin(&c, origin)) {
             let policy = CorsPolicy::for_endpoint(Vec::new(), &[]);

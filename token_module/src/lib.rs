@@ -15,6 +15,7 @@ pub mod error;
 mod events;
 pub mod form;
 pub mod keys;
+pub mod pages;
 mod provider;
 mod records;
 mod response;
@@ -24,7 +25,9 @@ mod validate;
 
 pub use config::{ConfigError, OAuthConfig};
 pub use error::{BearerError, OAuthError};
-pub use provider::{AuthorizeRequest, OAuthProvider, TokenOutcome, TokenRequest};
+pub use provider::{
+    AuthorizeRequest, LogoutRequest, OAuthProvider, TokenOutcome, TokenRequest, SESSION_COOKIE,
+};
 pub use response::Response;
 pub use store::{MemoryStore, RedisStore, Store, StoreError, StoreUrl};
 pub use validate::{Rejection, Validated, VerifiedToken};

@@ -229,8 +229,31 @@ pub struct OpaqueAccessToken {
     pub resource: Option<String>,
 }
 
+/// `session:<digest>`: a user signed in on the sign-in page (the cookie holds the secret
+/// whose digest names it).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub username: String,
+    /// Unix time the user signed in.
+    pub auth_time: u64,
+}
+
+/// `consent:<digest>`: the scopes a user allowed a client (`consent: once`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub scopes: Vec<String>,
+}
+
 /// Store keys.
 pub mod store_key {
+    /// A sign-in session, by the digest of its cookie's secret.
+    pub fn session(digest: &str) -> String {
+        format!("session:{digest}")
+    }
+    /// What a user allowed a client, by a digest of both.
+    pub fn consent(digest: &str) -> String {
+        format!("consent:{digest}")
+    }
     pub fn code(digest: &str) -> String {
         format!("code:{digest}")
     }

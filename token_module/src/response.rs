@@ -72,6 +72,12 @@ impl Response {
         }
     }
 
+    /// Replaces every header called `name` with one of `value`.
+    pub fn set_header(&mut self, name: &'static str, value: String) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name, value));
+    }
+
     /// The value of the first header called `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -49,6 +49,25 @@ pub struct OAuth {
     /// Users for the password and authorization-code grants. Default: none.
     #[serde(default)]
     pub users: Vec<User>,
+    /// How long a user who signed in on the sign-in page stays signed in (a cookie bound to
+    /// a record in the store), so other authorizations within it ask for no password again;
+    /// 0 turns sessions off. Default: 28800 (8 hours).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_seconds: u64,
+    /// A template file replacing the built-in sign-in and consent page (minijinja syntax,
+    /// every value escaped for HTML; see the built-in one for the variables). Default: the
+    /// built-in page.
+    #[serde(default)]
+    pub sign_in_template: Option<String>,
+    /// What each scope lets a client do, in words, shown on the consent page
+    /// (`{petstore.r: "See your pets"}`). Default: none (built-in words for `openid`,
+    /// `profile`, `email`, `offline_access`; the scope name for others).
+    #[serde(default)]
+    pub scope_descriptions: std::collections::HashMap<String, String>,
+}
+
+fn default_session_ttl() -> u64 {
+    8 * 3600
 }
 
 fn default_max_body_bytes() -> usize {
@@ -91,6 +110,9 @@ pub struct Endpoints {
     pub introspect: String,
     /// OpenID Connect userinfo. Default: `/oauth2/userinfo`.
     pub userinfo: String,
+    /// OpenID Connect RP-initiated logout (ends the sign-in session). Default:
+    /// `/oauth2/logout`.
+    pub logout: String,
 }
 
 impl Default for Endpoints {
@@ -102,6 +124,7 @@ impl Default for Endpoints {
             revoke: "/oauth2/revoke".into(),
             introspect: "/oauth2/introspect".into(),
             userinfo: "/oauth2/userinfo".into(),
+            logout: "/oauth2/logout".into(),
         }
     }
 }
@@ -219,6 +242,24 @@ pub struct Client {
     /// family as a reuse. Default: 0 (every reuse revokes). At most 300.
     #[serde(default)]
     pub refresh_retry_grace_seconds: u64,
+    /// The name users see on the sign-in and consent page. Default: its client_id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An https URL of its logo, shown on the sign-in and consent page. Default: none.
+    #[serde(default)]
+    pub logo_uri: Option<String>,
+    /// Whether users are asked to allow what it asks for: `never` (a first-party client),
+    /// `once` (asked the first time and whenever it asks for more, remembered per user in
+    /// the store) or `required` (asked every time). Default: `never`.
+    #[serde(default = "default_consent")]
+    pub consent: String,
+    /// Exact URIs the logout endpoint may send a user back to for this client. Default: none.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+fn default_consent() -> String {
+    "never".into()
 }
 
 fn default_token_format() -> String {

@@ -113,6 +113,24 @@ pub struct Client {
     pub allowed_origins: Vec<String>,
     /// How long a retried refresh token gets its first answer again (zero: never).
     pub refresh_retry_grace: Duration,
+    /// The name users see (its client_id unless configured).
+    pub name: String,
+    /// An https URL of its logo.
+    pub logo_uri: Option<String>,
+    pub consent: Consent,
+    /// Where the logout endpoint may send a user back to, exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+/// Whether users are asked to allow what a client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// A first-party client: never asked.
+    Never,
+    /// Asked the first time and whenever the client asks for more.
+    Once,
+    /// Asked at every authorization.
+    Required,
 }
 
 impl Client {
@@ -163,4 +181,11 @@ pub struct OAuthConfig {
     pub resources: Vec<String>,
     /// Scopes the routes in force require, for discovery's `scopes_supported`.
     pub route_scopes: Vec<String>,
+    pub logout_path: String,
+    /// How long a sign-in session lasts; zero: no sessions.
+    pub session_ttl: Duration,
+    /// What scopes let a client do, in words.
+    pub scope_descriptions: HashMap<String, String>,
+    /// The sign-in and consent page.
+    pub pages: crate::pages::Pages,
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{file, Client, ConfigError, Grant, OAuthConfig, TokenFormat, TokenProfile, User};
+use super::{
+    file, Client, ConfigError, Consent, Grant, OAuthConfig, TokenFormat, TokenProfile, User,
+};
 use crate::keys::{KeySet, SigningAlgorithm, SigningKey};
 use crate::secrets::PasswordHash;
 
@@ -24,6 +26,7 @@ impl OAuthConfig {
             ("endpoints.revoke", &e.revoke),
             ("endpoints.introspect", &e.introspect),
             ("endpoints.userinfo", &e.userinfo),
+            ("endpoints.logout", &e.logout),
         ];
         for (i, (key, path)) in paths.iter().enumerate() {
             if !path.starts_with('/') {
@@ -50,6 +53,7 @@ impl OAuthConfig {
             ),
             ("id_token_ttl_seconds", f.id_token_ttl_seconds, 1, DAY),
             ("leeway_seconds", f.leeway_seconds, 0, 300),
+            ("session_ttl_seconds", f.session_ttl_seconds, 0, 30 * DAY),
             ("denylist_cache_ms", f.denylist_cache_ms, 0, 60_000),
             (
                 "token_cache_entries",
@@ -158,7 +162,36 @@ impl OAuthConfig {
                 },
             );
         }
+        if f.session_ttl_seconds == 0 {
+            if let Some(c) = clients.values().find(|c| c.consent != Consent::Never) {
+                return Err(ConfigError::new(
+                    "session_ttl_seconds",
+                    format!(
+                        "client `{}` asks for consent, which needs sessions (a ttl above 0)",
+                        c.client_id
+                    ),
+                ));
+            }
+        }
+        let template = match &f.sign_in_template {
+            Some(file) => {
+                let path = base.join(file);
+                Some(std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError::new(
+                        "sign_in_template",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?)
+            }
+            None => None,
+        };
+        let pages = crate::pages::Pages::new(template)
+            .map_err(|e| ConfigError::new("sign_in_template", e))?;
         Ok(Self {
+            logout_path: f.endpoints.logout,
+            session_ttl: Duration::from_secs(f.session_ttl_seconds),
+            scope_descriptions: f.scope_descriptions,
+            pages,
             issuer,
             token_path: f.endpoints.token,
             authorize_path: f.endpoints.authorize,
@@ -383,6 +416,33 @@ fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, Co
         1,
         7 * 86_400,
     )?;
+    let consent = match c.consent.as_str() {
+        "never" => Consent::Never,
+        "once" => Consent::Once,
+        "required" => Consent::Required,
+        other => {
+            return Err(err(
+                "consent",
+                format!("`{other}` is not `never`, `once` or `required`"),
+            ))
+        }
+    };
+    if let Some(logo) = &c.logo_uri {
+        if crate::pages::csp_origin(logo).is_none() || !logo.starts_with("https://") {
+            return Err(err(
+                "logo_uri",
+                "must be an https URL (shown on the sign-in page)".into(),
+            ));
+        }
+    }
+    for (i, uri) in c.post_logout_redirect_uris.iter().enumerate() {
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains('#') {
+            return Err(err(
+                &format!("post_logout_redirect_uris[{i}]"),
+                "must be an absolute http(s) URI without a fragment".into(),
+            ));
+        }
+    }
     check_range(
         &format!("{key}.refresh_retry_grace_seconds"),
         c.refresh_retry_grace_seconds,
@@ -390,6 +450,10 @@ fn client(key: &str, c: file::Client, default_issuer: &str) -> Result<Client, Co
         300,
     )?;
     Ok(Client {
+        name: c.name.unwrap_or_else(|| c.client_id.clone()),
+        logo_uri: c.logo_uri,
+        consent,
+        post_logout_redirect_uris: c.post_logout_redirect_uris,
         refresh_retry_grace: Duration::from_secs(c.refresh_retry_grace_seconds),
         issuer: c.issuer.unwrap_or_else(|| default_issuer.to_string()),
         audience: c.audience.unwrap_or_else(|| c.client_id.clone()),

@@ -4,14 +4,15 @@
 
 use std::net::IpAddr;
 
-use crate::config::{Client, Grant};
+use crate::config::{Client, Grant, User};
 use crate::crypto::{self, ct_eq};
 use crate::error::{error_page, sign_in_failed, AuthorizeError, OAuthError};
 use crate::form::{basic_credentials, Params};
+use crate::pages::{describe_scope, page_policy, Page, PageClient, ScopeLine, Step};
 use crate::provider::OAuthProvider;
 use crate::records::{store_key, CodeRecord, Subject};
+use crate::response::append_query;
 use crate::response::Response;
-use crate::response::{append_query, html_escape};
 
 /// The cookie that carries the login form's CSRF token (double-submit).
 pub const CSRF_COOKIE: &str = "tollgate_csrf";
@@ -50,15 +51,74 @@ const FORWARDED: [&str; 8] = [
 ];
 
 /// The request checked: who asks, where to send the answer, for what.
-struct Checked<'c> {
-    client: &'c Client,
-    redirect_uri: String,
-    redirect_uri_given: bool,
-    scope: Vec<String>,
-    challenge: Option<(String, String)>,
+pub(crate) struct Checked<'c> {
+    pub client: &'c Client,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub scope: Vec<String>,
+    pub challenge: Option<(String, String)>,
 }
 
-fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+/// An authorization request past its checks, as the steps after them need it.
+pub(crate) struct PageRequest<'a> {
+    pub params: &'a Params,
+    pub checked: &'a Checked<'a>,
+    /// The request came over TLS (cookies are then `Secure`).
+    pub secure: bool,
+}
+
+impl PageRequest<'_> {
+    /// `e` sent back to the client (RFC 6749 4.1.2.1), with the request's `state`.
+    fn send_back(&self, e: AuthorizeError) -> Response {
+        e.into_redirect(&self.checked.redirect_uri, self.params.get("state"))
+    }
+}
+
+/// OpenID Connect's `prompt` (Core 3.1.2.1).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Prompt {
+    /// Show nothing: answer `login_required` / `consent_required` instead.
+    none: bool,
+    /// Ask the user to sign in again even when signed in.
+    login: bool,
+    /// Ask the user to allow the client even when it was allowed.
+    consent: bool,
+}
+
+impl Prompt {
+    fn parse(value: Option<&str>) -> Result<Self, AuthorizeError> {
+        let mut prompt = Self::default();
+        for word in value.unwrap_or("").split(' ').filter(|w| !w.is_empty()) {
+            match word {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                // One account per user: there is nothing to select.
+                "select_account" => {}
+                other => {
+                    return Err(AuthorizeError::new(
+                        "invalid_request",
+                        format!("prompt `{other}` is not supported"),
+                    ))
+                }
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err(AuthorizeError::new(
+                "invalid_request",
+                "prompt=none cannot be combined with another value",
+            ));
+        }
+        Ok(prompt)
+    }
+}
+
+/// How the pages name a user: the configured name, else the login name.
+fn display_name(user: &User) -> &str {
+    user.name.as_deref().unwrap_or(&user.username)
+}
+
+pub(crate) fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     header?.split(';').find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
         (k == name).then_some(v)
@@ -113,21 +173,47 @@ impl OAuthProvider {
             Err(e) => return send_back(e),
         };
 
-        // Sign the user in.
-        let basic = req.authorization.and_then(basic_credentials);
-        let user = if let Some(creds) = basic {
+        let prompt = match Prompt::parse(params.get("prompt")) {
+            Ok(p) => p,
+            Err(e) => return send_back(e),
+        };
+        let max_age = match params.get("max_age").map(str::parse::<u64>) {
+            None => None,
+            Some(Ok(seconds)) => Some(seconds),
+            Some(Err(_)) => {
+                return send_back(AuthorizeError::new(
+                    "invalid_request",
+                    "max_age must be a number of seconds",
+                ))
+            }
+        };
+        let page = PageRequest {
+            params: &params,
+            checked: &checked,
+            secure: req.secure,
+        };
+
+        // HTTP Basic: a caller that is not a browser signs the user in with the user's own
+        // password, which is the user's own act: no session, no consent page.
+        if let Some(creds) = req.authorization.and_then(basic_credentials) {
             let Ok(creds) = creds else {
                 return sign_in_failed();
             };
-            match self
+            return match self
                 .authenticate_user(&creds.id, &creds.secret, req.client_ip)
                 .await
             {
-                Ok(Some(user)) => user,
-                Ok(None) => return sign_in_failed(),
-                Err(e) => return send_back(e.into()),
-            }
-        } else if req.method == "POST" {
+                Ok(Some(user)) => self.issue_code(&page, user, self.now(), None).await,
+                Ok(None) => sign_in_failed(),
+                Err(e) => send_back(e.into()),
+            };
+        }
+
+        let session = match self.session(req.cookie).await {
+            Ok(session) => session,
+            Err(e) => return send_back(e.into()),
+        };
+        if req.method == "POST" {
             let form_token = params.get("csrf_token").unwrap_or("");
             let cookie_token = cookie_value(req.cookie, CSRF_COOKIE).unwrap_or("");
             if form_token.is_empty() || !ct_eq(form_token.as_bytes(), cookie_token.as_bytes()) {
@@ -136,39 +222,127 @@ impl OAuthProvider {
                     "The sign-in form expired or was not sent from this site. Start again.",
                 );
             }
-            let (Some(username), Some(password)) = (params.get("username"), params.get("password"))
-            else {
-                return self.login_form(
-                    &params,
-                    req.secure,
-                    Some("Enter a username and a password."),
-                );
+            return match params.get("decision").unwrap_or("sign_in") {
+                "cancel" | "deny" => send_back(AuthorizeError::new(
+                    "access_denied",
+                    "the user did not allow the request",
+                )),
+                "allow" => match session {
+                    Some(session) => {
+                        if let Err(e) = self.remember_consent(&page, session.user).await {
+                            return send_back(e.into());
+                        }
+                        self.issue_code(&page, session.user, session.auth_time, None)
+                            .await
+                    }
+                    None => self.page(
+                        &page,
+                        Step::SignIn,
+                        Some("Your sign-in expired. Sign in again."),
+                        None,
+                        None,
+                    ),
+                },
+                _ => self.sign_in(&page, req.client_ip).await,
             };
-            match self
-                .authenticate_user(username, password, req.client_ip)
-                .await
-            {
-                Ok(Some(user)) => user,
-                Ok(None) => {
-                    return self.login_form(
-                        &params,
-                        req.secure,
-                        Some("The username or password is incorrect."),
-                    )
-                }
-                Err(OAuthError::TooManyAttempts { .. }) => {
-                    return self.login_form(
-                        &params,
-                        req.secure,
-                        Some("Too many failed attempts. Try again later."),
-                    )
-                }
-                Err(e) => return send_back(e.into()),
-            }
-        } else {
-            return self.login_form(&params, req.secure, None);
-        };
+        }
 
+        let now = self.now();
+        let signed_in = session.as_ref().filter(|s| {
+            !prompt.login && max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= m)
+        });
+        let Some(session) = signed_in else {
+            if prompt.none {
+                return send_back(AuthorizeError::new(
+                    "login_required",
+                    "the user is not signed in",
+                ));
+            }
+            let user = session.as_ref().map(|s| display_name(s.user));
+            return self.page(&page, Step::SignIn, None, user, None);
+        };
+        match self
+            .needs_consent(&page, session.user, prompt.consent)
+            .await
+        {
+            Ok(false) => {
+                self.issue_code(&page, session.user, session.auth_time, None)
+                    .await
+            }
+            Ok(true) if prompt.none => send_back(AuthorizeError::new(
+                "consent_required",
+                "the user has not allowed this client",
+            )),
+            Ok(true) => self.page(
+                &page,
+                Step::Consent,
+                None,
+                Some(display_name(session.user)),
+                None,
+            ),
+            Err(e) => send_back(e.into()),
+        }
+    }
+
+    /// The sign-in form was sent: the user signs in, a session starts, and the request
+    /// goes on to the consent page or to the client.
+    async fn sign_in(&self, page: &PageRequest<'_>, client_ip: Option<IpAddr>) -> Response {
+        let send_back = |e: AuthorizeError| page.send_back(e);
+        let (Some(username), Some(password)) =
+            (page.params.get("username"), page.params.get("password"))
+        else {
+            return self.page(
+                page,
+                Step::SignIn,
+                Some("Enter a username and a password."),
+                None,
+                None,
+            );
+        };
+        let user = match self.authenticate_user(username, password, client_ip).await {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                return self.page(
+                    page,
+                    Step::SignIn,
+                    Some("The username or password is incorrect."),
+                    None,
+                    None,
+                )
+            }
+            Err(OAuthError::TooManyAttempts { .. }) => {
+                return self.page(
+                    page,
+                    Step::SignIn,
+                    Some("Too many failed attempts. Try again later."),
+                    None,
+                    None,
+                )
+            }
+            Err(e) => return send_back(e.into()),
+        };
+        let auth_time = self.now();
+        let cookie = match self.start_session(user, auth_time, page.secure).await {
+            Ok(cookie) => cookie,
+            Err(e) => return send_back(e.into()),
+        };
+        match self.needs_consent(page, user, false).await {
+            Ok(true) => self.page(page, Step::Consent, None, Some(display_name(user)), cookie),
+            Ok(false) => self.issue_code(page, user, auth_time, cookie).await,
+            Err(e) => send_back(e.into()),
+        }
+    }
+
+    /// A code for `user`, who authenticated at `auth_time`, sent to the client; with the
+    /// session cookie a sign-in just set.
+    async fn issue_code(
+        &self,
+        page: &PageRequest<'_>,
+        user: &User,
+        auth_time: u64,
+        cookie: Option<String>,
+    ) -> Response {
+        let checked = page.checked;
         let subject = Subject {
             user_id: user.user_id.clone(),
             user_type: user.user_type.clone(),
@@ -176,17 +350,18 @@ impl OAuthProvider {
         };
         let (challenge, method) = checked
             .challenge
+            .clone()
             .map_or((None, None), |(c, m)| (Some(c), Some(m)));
         let record = CodeRecord {
             client_id: checked.client.client_id.clone(),
             redirect_uri: checked.redirect_uri.clone(),
             redirect_uri_given: checked.redirect_uri_given,
-            scope: checked.scope,
+            scope: checked.scope.clone(),
             subject,
-            nonce: params.get("nonce").map(str::to_string),
+            nonce: page.params.get("nonce").map(str::to_string),
             code_challenge: challenge,
             code_challenge_method: method,
-            auth_time: self.now(),
+            auth_time,
         };
         let code = crypto::authorization_code();
         let stored = match serde_json::to_vec(&record) {
@@ -202,13 +377,17 @@ impl OAuthProvider {
             Err(_) => Err(OAuthError::ServerError),
         };
         if let Err(e) = stored {
-            return send_back(e.into());
+            return page.send_back(e.into());
         }
         let mut pairs = vec![("code", code.as_str())];
-        if let Some(s) = state {
+        if let Some(s) = page.params.get("state") {
             pairs.push(("state", s));
         }
-        Response::redirect(append_query(&checked.redirect_uri, &pairs))
+        let mut resp = Response::redirect(append_query(&checked.redirect_uri, &pairs));
+        if let Some(cookie) = cookie {
+            resp.headers.push(("set-cookie", cookie));
+        }
+        resp
     }
 
     /// The checks whose failures go back to the client (RFC 6749 4.1.2.1).
@@ -296,41 +475,66 @@ impl OAuthProvider {
         })
     }
 
-    /// The sign-in page, with a fresh CSRF token in a cookie and in the form.
-    fn login_form(&self, params: &Params, secure: bool, message: Option<&str>) -> Response {
+    /// The sign-in or consent page, with a fresh CSRF token in a cookie and in the form,
+    /// under a policy that lets the form's answer reach the client (see
+    /// [`crate::pages::page_policy`]); `cookie` is a session cookie a sign-in just set.
+    fn page(
+        &self,
+        page: &PageRequest<'_>,
+        step: Step,
+        message: Option<&str>,
+        user: Option<&str>,
+        cookie: Option<String>,
+    ) -> Response {
+        let client = page.checked.client;
         let csrf = crypto::id();
-        let mut hidden = String::new();
-        for name in FORWARDED {
-            if let Some(value) = params.get(name) {
-                hidden.push_str(&format!(
-                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                    html_escape(value)
-                ));
-            }
-        }
-        let client = params.get("client_id").unwrap_or("");
-        let alert = message
-            .map(|m| {
-                format!(
-                    "<p role=\"alert\" style=\"color:#b00\">{}</p>",
-                    html_escape(m)
-                )
+        let hidden = FORWARDED
+            .iter()
+            .filter_map(|name| page.params.get(name).map(|v| (*name, v)))
+            .collect();
+        let scopes = page
+            .checked
+            .scope
+            .iter()
+            .map(|s| ScopeLine {
+                name: s.clone(),
+                description: describe_scope(s, &self.config.scope_descriptions),
             })
-            .unwrap_or_default();
-        let page = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in</title></head><body>\
-             <h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{alert}\
-             <form method=\"post\" action=\"{action}\">{hidden}\
-             <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-             <label>Username <input name=\"username\" autocomplete=\"username\" required></label><br>\
-             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label><br>\
-             <button type=\"submit\">Sign in</button></form></body></html>",
-            client = html_escape(client),
-            action = html_escape(&self.config.authorize_path),
-        );
+            .collect();
+        let issuer_host = self
+            .config
+            .issuer
+            .split_once("://")
+            .map_or(self.config.issuer.as_str(), |(_, rest)| rest);
+        let rendered = self.config.pages.render(&Page {
+            step,
+            client: PageClient {
+                id: &client.client_id,
+                name: &client.name,
+                logo_uri: client.logo_uri.as_deref(),
+            },
+            issuer: issuer_host,
+            scopes,
+            user,
+            message,
+            action: &self.config.authorize_path,
+            hidden,
+            csrf: &csrf,
+        });
+        let html = match rendered {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!(error = %e, "the sign-in page did not render");
+                return error_page(500, "The sign-in page could not be shown.");
+            }
+        };
         let status = if message.is_some() { 401 } else { 200 };
-        let mut resp = Response::html(status, page);
-        let secure = if secure { "; Secure" } else { "" };
+        let mut resp = Response::html(status, html);
+        resp.set_header(
+            "content-security-policy",
+            page_policy(&page.checked.redirect_uri, client.logo_uri.as_deref()),
+        );
+        let secure = if page.secure { "; Secure" } else { "" };
         resp.headers.push((
             "set-cookie",
             format!(
@@ -338,6 +542,9 @@ impl OAuthProvider {
                 self.config.authorize_path
             ),
         ));
+        if let Some(cookie) = cookie {
+            resp.headers.push(("set-cookie", cookie));
+        }
         resp
     }
 }

@@ -10,7 +10,8 @@
 //! | `issuance.rs` | scope resolution, access tokens, refresh-token families |
 //! | `revocation.rs` | denying access tokens, revoking families (atomic with rotation) |
 //! | `lifecycle.rs` | the revocation (RFC 7009) and introspection (RFC 7662) endpoints |
-//! | `authorize.rs` | the authorization endpoint and its sign-in form |
+//! | `authorize.rs` | the authorization endpoint: its checks, the sign-in and consent steps |
+//! | `session.rs` | sign-in sessions, remembered consent, RP-initiated logout |
 //! | `oidc.rs` | id_tokens, discovery, JWKS, userinfo |
 
 mod authorize;
@@ -20,6 +21,7 @@ mod issuance;
 mod lifecycle;
 mod oidc;
 mod revocation;
+mod session;
 mod token_endpoint;
 mod upstream_token;
 
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use authorize::AuthorizeRequest;
+pub use session::{LogoutRequest, SESSION_COOKIE};
 pub use token_endpoint::{TokenOutcome, TokenRequest};
 
 use crate::clock::{Clock, SystemClock};

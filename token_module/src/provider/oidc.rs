@@ -149,6 +149,8 @@ impl OAuthProvider {
             "token_endpoint": self.url(&c.token_path),
             "jwks_uri": self.url(&c.jwks_path),
             "userinfo_endpoint": self.url(&c.userinfo_path),
+            "end_session_endpoint": self.url(&c.logout_path),
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "revocation_endpoint": self.url(&c.revoke_path),
             "introspection_endpoint": self.url(&c.introspect_path),
             "response_types_supported": ["code"],
