@@ -785,3 +785,242 @@ async fn a_reload_keeps_the_caches_whose_inputs_did_not_change() {
         .expect("valid");
     assert!(!checked.cached, "another leeway verifies again");
 }
+
+/// The browser's side of the authorization endpoint, in process: its cookies, and what the
+/// last answer was.
+struct Visitor<'e> {
+    env: &'e Env,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl<'e> Visitor<'e> {
+    fn new(env: &'e Env) -> Self {
+        Self {
+            env,
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| {
+            self.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn keep_cookies(&mut self, response: &crate::Response) {
+        for (name, value) in &response.headers {
+            if *name != "set-cookie" {
+                continue;
+            }
+            let pair = value.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || value.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+    }
+
+    async fn authorize(&mut self, method: &str, pairs: &[(&str, &str)]) -> crate::Response {
+        let encoded = form(pairs);
+        let cookie = self.cookie_header();
+        let (query, body) = if method == "GET" {
+            (Some(String::from_utf8(encoded).expect("UTF-8")), Vec::new())
+        } else {
+            (None, encoded)
+        };
+        let response = self
+            .env
+            .provider
+            .authorize(AuthorizeRequest {
+                method,
+                query: query.as_deref(),
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: &body,
+                authorization: None,
+                cookie: cookie.as_deref(),
+                client_ip: ip(7),
+                secure: true,
+            })
+            .await;
+        self.keep_cookies(&response);
+        response
+    }
+
+    async fn logout(&mut self, query: &str) -> crate::Response {
+        let cookie = self.cookie_header();
+        let response = self
+            .env
+            .provider
+            .logout(crate::LogoutRequest {
+                method: "GET",
+                query: Some(query),
+                content_type: None,
+                body: b"",
+                cookie: cookie.as_deref(),
+                secure: true,
+            })
+            .await;
+        self.keep_cookies(&response);
+        response
+    }
+
+    /// Signs `admin` in on the form; the answer to the form.
+    async fn sign_in(&mut self, request: &[(&str, &str)]) -> crate::Response {
+        let page = self.authorize("GET", request).await;
+        assert_eq!(page.status, 200, "the form");
+        let html = String::from_utf8(page.body.clone()).expect("UTF-8");
+        let csrf = html
+            .split("name=\"csrf_token\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a CSRF token")
+            .to_string();
+        let mut form = request.to_vec();
+        form.extend([
+            ("csrf_token", csrf.as_str()),
+            ("username", "admin"),
+            ("password", "123456"),
+            ("decision", "sign_in"),
+        ]);
+        self.authorize("POST", &form).await
+    }
+}
+
+fn redirected_with(response: &crate::Response, key: &str) -> Option<String> {
+    let location = response.header("location")?;
+    let query = location.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+const LIGHT_REQUEST: [(&str, &str); 3] = [
+    ("response_type", "code"),
+    ("client_id", LIGHT_ID),
+    ("state", "s"),
+];
+
+/// A session spares the sign-in until `max_age` or `prompt=login` asks for a fresh one;
+/// `prompt=none` never shows a page; logout ends the session, and goes back only to a URI
+/// the client registered.
+#[tokio::test]
+async fn sessions_prompt_max_age_and_logout() {
+    let env = env_configured(|c| {
+        if let Some(light) = c.clients.get_mut(LIGHT_ID) {
+            light.post_logout_redirect_uris = vec!["https://app.example/bye".into()];
+        }
+    });
+    let mut browser = Visitor::new(&env);
+    let none = [&LIGHT_REQUEST[..], &[("prompt", "none")]].concat();
+    let refused = browser.authorize("GET", &none).await;
+    assert_eq!(
+        redirected_with(&refused, "error").as_deref(),
+        Some("login_required")
+    );
+    let signed_in = browser.sign_in(&LIGHT_REQUEST).await;
+    assert!(
+        redirected_with(&signed_in, "code").is_some(),
+        "{signed_in:?}"
+    );
+    assert!(browser.cookies.contains_key(crate::SESSION_COOKIE));
+
+    let silent = browser.authorize("GET", &none).await;
+    assert!(
+        redirected_with(&silent, "code").is_some(),
+        "the session answers"
+    );
+    env.clock.advance(120);
+    let max_age = [&LIGHT_REQUEST[..], &[("max_age", "60")]].concat();
+    assert_eq!(
+        browser.authorize("GET", &max_age).await.status,
+        200,
+        "too old: the form"
+    );
+    let max_age = [&LIGHT_REQUEST[..], &[("max_age", "600")]].concat();
+    assert_eq!(browser.authorize("GET", &max_age).await.status, 302);
+    let login = [&LIGHT_REQUEST[..], &[("prompt", "login")]].concat();
+    assert_eq!(browser.authorize("GET", &login).await.status, 200);
+    let bad = [&LIGHT_REQUEST[..], &[("prompt", "none login")]].concat();
+    assert_eq!(
+        redirected_with(&browser.authorize("GET", &bad).await, "error").as_deref(),
+        Some("invalid_request")
+    );
+
+    let elsewhere = browser
+        .logout(&format!(
+            "client_id={LIGHT_ID}&post_logout_redirect_uri=https://evil.example/"
+        ))
+        .await;
+    assert_eq!(
+        elsewhere.status, 400,
+        "an unregistered URI is never followed"
+    );
+    assert!(browser.cookies.contains_key(crate::SESSION_COOKIE));
+    let out = browser
+        .logout(&format!(
+            "client_id={LIGHT_ID}&post_logout_redirect_uri=https://app.example/bye&state=x"
+        ))
+        .await;
+    assert_eq!(
+        out.header("location"),
+        Some("https://app.example/bye?state=x")
+    );
+    assert!(!browser.cookies.contains_key(crate::SESSION_COOKIE));
+    let refused = browser.authorize("GET", &none).await;
+    assert_eq!(
+        redirected_with(&refused, "error").as_deref(),
+        Some("login_required"),
+        "the session ended"
+    );
+}
+
+/// `consent: once` asks the first time and whenever the scopes grow, and `prompt=none`
+/// answers `consent_required` instead of asking; `required` asks every time.
+#[tokio::test]
+async fn consent_once_is_remembered_until_the_scopes_grow() {
+    use crate::config::Consent;
+    let env = env_configured(|c| {
+        if let Some(light) = c.clients.get_mut(LIGHT_ID) {
+            light.consent = Consent::Once;
+        }
+    });
+    let mut browser = Visitor::new(&env);
+    let read = [&LIGHT_REQUEST[..], &[("scope", "petstore.r")]].concat();
+    let asked = browser.sign_in(&read).await;
+    assert_eq!(asked.status, 200, "the consent page");
+    let html = String::from_utf8(asked.body.clone()).expect("UTF-8");
+    assert!(html.contains("value=\"allow\""));
+    let csrf = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_string();
+    let mut allow = read.clone();
+    allow.extend([("csrf_token", csrf.as_str()), ("decision", "allow")]);
+    let allowed = browser.authorize("POST", &allow).await;
+    assert!(redirected_with(&allowed, "code").is_some(), "{allowed:?}");
+
+    let silent = [&read[..], &[("prompt", "none")]].concat();
+    assert!(redirected_with(&browser.authorize("GET", &silent).await, "code").is_some());
+    let more = [
+        &LIGHT_REQUEST[..],
+        &[("scope", "petstore.r petstore.w"), ("prompt", "none")],
+    ]
+    .concat();
+    assert_eq!(
+        redirected_with(&browser.authorize("GET", &more).await, "error").as_deref(),
+        Some("consent_required")
+    );
+    // A forged "allow" without the page's CSRF token does nothing.
+    let mut forged = read.clone();
+    forged.extend([("csrf_token", "guess"), ("decision", "allow")]);
+    assert_eq!(browser.authorize("POST", &forged).await.status, 403);
+}
