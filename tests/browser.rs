@@ -21,11 +21,10 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// Two public clients of the app at `app`: a first-party one (never asks for consent) and a
-/// partner that asks once.
+/// partner that asks once (the demo configuration describes `petstore.r` as "See your pets").
 fn clients_yaml(app: SocketAddr) -> String {
     format!(
-        "  scope_descriptions:\n    petstore.r: See your pets\n\
-         \x20 clients:\n\
+        "  clients:\n\
          \x20   - client_id: web-app\n      name: Pet Store\n      public: true\n      grants: [authorization_code, refresh_token]\n      scopes: [openid, profile, petstore.r]\n      redirect_uris: [\"http://{app}/cb\"]\n      post_logout_redirect_uris: [\"http://{app}/bye\"]\n\
          \x20   - client_id: partner-app\n      name: Partner App\n      public: true\n      consent: once\n      grants: [authorization_code]\n      scopes: [openid, profile, petstore.r]\n      redirect_uris: [\"http://{app}/cb\"]\n"
     )
