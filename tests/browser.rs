@@ -127,6 +127,33 @@ async fn a_user_signs_in_with_chromium_and_the_session_spares_the_next_sign_in()
         "auth_time from the session"
     );
 
+    // response_mode=form_post: the answer is posted to the client, not put in its URL.
+    let form_post = format!(
+        "{}&response_mode=form_post",
+        authorize_url(&env, "web-app", app, "posted", "openid")
+    );
+    browser.goto(&form_post).await;
+    browser.wait_for(&cb).await;
+    let echoed: Value = serde_json::from_str(
+        browser
+            .client
+            .find(fantoccini::Locator::Css("body"))
+            .await
+            .expect("body")
+            .text()
+            .await
+            .expect("text")
+            .trim(),
+    )
+    .expect("the client app's echo");
+    assert_eq!(echoed["method"], "POST", "{echoed}");
+    let posted: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(echoed["body"].as_str().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(posted.get("state").map(String::as_str), Some("posted"));
+    redeem(&env, "web-app", app, &posted["code"]).await;
+
     // prompt=login asks again, and says who is signed in.
     let again = format!(
         "{}&prompt=login",

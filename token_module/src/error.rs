@@ -232,8 +232,8 @@ impl AuthorizeError {
         }
     }
 
-    /// The redirect to `redirect_uri` carrying the error and the request's `state`.
-    pub fn into_redirect(self, redirect_uri: &str, state: Option<&str>) -> Response {
+    /// What the client is told: the error, its description and the request's `state`.
+    pub fn pairs<'a>(&'a self, state: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
         let mut pairs = vec![
             ("error", self.code),
             ("error_description", self.description.as_str()),
@@ -241,7 +241,15 @@ impl AuthorizeError {
         if let Some(s) = state {
             pairs.push(("state", s));
         }
-        Response::redirect(crate::response::append_query(redirect_uri, &pairs))
+        pairs
+    }
+
+    /// The redirect to `redirect_uri` carrying the error and the request's `state`.
+    pub fn into_redirect(self, redirect_uri: &str, state: Option<&str>) -> Response {
+        Response::redirect(crate::response::append_query(
+            redirect_uri,
+            &self.pairs(state),
+        ))
     }
 }
 

@@ -7,6 +7,15 @@ use serde::Serialize;
 /// The built-in template.
 const BUILT_IN: &str = include_str!("pages/sign_in.html");
 const NAME: &str = "sign_in.html";
+/// The page of `response_mode=form_post`: it posts the answer to the client at once (a
+/// button without script). Not replaceable: nothing of it is shown.
+const FORM_POST: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>Returning to the application</title></head>
+<body><form method="post" action="{{ action }}">{% for pair in fields %}<input type="hidden" name="{{ pair[0] }}" value="{{ pair[1] }}">{% endfor %}
+<noscript><p>Press Continue to return to the application.</p><button type="submit">Continue</button></noscript></form>
+<script nonce="{{ nonce }}">document.forms[0].submit();</script></body></html>
+"#;
+const FORM_POST_NAME: &str = "form_post.html";
 
 /// The compiled page template.
 pub struct Pages {
@@ -66,6 +75,8 @@ impl Pages {
         let source = custom.unwrap_or_else(|| BUILT_IN.to_string());
         env.add_template_owned(NAME, source)
             .map_err(|e| format!("the template does not compile: {e}"))?;
+        env.add_template(FORM_POST_NAME, FORM_POST)
+            .map_err(|e| format!("the form post page does not compile: {e}"))?;
         let pages = Self { env };
         // A template that fails on the variables it is given fails here, not at a user.
         for step in [Step::SignIn, Step::Consent] {
@@ -79,6 +90,23 @@ impl Pages {
     /// The page as HTML.
     pub fn render(&self, page: &Page<'_>) -> Result<String, minijinja::Error> {
         self.env.get_template(NAME)?.render(page)
+    }
+
+    /// The page that posts `fields` to `action` (under a policy allowing the script with
+    /// `nonce`, see [`form_post_policy`]).
+    pub fn render_form_post(
+        &self,
+        action: &str,
+        fields: &[(&str, &str)],
+        nonce: &str,
+    ) -> Result<String, minijinja::Error> {
+        self.env
+            .get_template(FORM_POST_NAME)?
+            .render(minijinja::context! {
+                action => action,
+                fields => fields,
+                nonce => nonce,
+            })
     }
 }
 
@@ -158,6 +186,15 @@ pub fn page_policy(redirect_uri: &str, logo_uri: Option<&str>) -> String {
     )
 }
 
+/// The policy of the form post page: its one script (by `nonce`), and a form that may go to
+/// the origin of the redirect URI only.
+pub fn form_post_policy(redirect_uri: &str, nonce: &str) -> String {
+    let target = csp_origin(redirect_uri).unwrap_or_else(|| "'none'".into());
+    format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; form-action {target}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +218,23 @@ mod tests {
         let consent = pages.render(&Page::example(Step::Consent)).expect("render");
         assert!(consent.contains("value=\"allow\"") && consent.contains("value=\"deny\""));
         assert!(consent.contains("Know who you are"));
+    }
+
+    #[test]
+    fn the_form_post_page_carries_the_fields_escaped() {
+        let pages = Pages::new(None).expect("built-in template");
+        let html = pages
+            .render_form_post(
+                "https://app.example/cb?x=\"1\"",
+                &[("code", "abc"), ("state", "\"><script>")],
+                "n0nce",
+            )
+            .expect("render");
+        assert!(html.contains("name=\"code\" value=\"abc\""), "{html}");
+        assert!(!html.contains("\"><script>"), "{html}");
+        assert!(html.contains("<script nonce=\"n0nce\">"));
+        let policy = form_post_policy("https://app.example/cb", "n0nce");
+        assert!(policy.contains("script-src 'nonce-n0nce'; form-action https://app.example;"));
     }
 
     #[test]

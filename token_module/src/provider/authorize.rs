@@ -8,7 +8,9 @@ use crate::config::{Client, Grant, User};
 use crate::crypto::{self, ct_eq};
 use crate::error::{error_page, sign_in_failed, AuthorizeError, OAuthError};
 use crate::form::{basic_credentials, Params};
-use crate::pages::{describe_scope, page_policy, Page, PageClient, ScopeLine, Step};
+use crate::pages::{
+    describe_scope, form_post_policy, page_policy, Page, PageClient, ScopeLine, Step,
+};
 use crate::provider::OAuthProvider;
 use crate::records::{store_key, CodeRecord, Subject};
 use crate::response::append_query;
@@ -39,7 +41,7 @@ pub fn is_pkce_value(s: &str) -> bool {
 }
 
 /// The OAuth parameters the login form carries through.
-const FORWARDED: [&str; 8] = [
+const FORWARDED: [&str; 9] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -48,6 +50,7 @@ const FORWARDED: [&str; 8] = [
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "response_mode",
 ];
 
 /// The request checked: who asks, where to send the answer, for what.
@@ -65,13 +68,18 @@ pub(crate) struct PageRequest<'a> {
     pub checked: &'a Checked<'a>,
     /// The request came over TLS (cookies are then `Secure`).
     pub secure: bool,
+    pub mode: ResponseMode,
 }
 
-impl PageRequest<'_> {
-    /// `e` sent back to the client (RFC 6749 4.1.2.1), with the request's `state`.
-    fn send_back(&self, e: AuthorizeError) -> Response {
-        e.into_redirect(&self.checked.redirect_uri, self.params.get("state"))
-    }
+/// How the answer reaches the client (OAuth 2.0 Multiple Response Types, and Form Post
+/// Response Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseMode {
+    /// A `302` to the redirect URI, the answer in its query (the default for `code`).
+    Query,
+    /// A page that posts the answer to the redirect URI: it stays out of URLs, histories
+    /// and `Referer` headers.
+    FormPost,
 }
 
 /// OpenID Connect's `prompt` (Core 3.1.2.1).
@@ -167,7 +175,18 @@ impl OAuthProvider {
             }
         };
         let state = params.get("state");
-        let send_back = |e: AuthorizeError| e.into_redirect(&redirect_uri, state);
+        let (mode, bad_mode) = match params.get("response_mode") {
+            None | Some("query") => (ResponseMode::Query, None),
+            Some("form_post") => (ResponseMode::FormPost, None),
+            Some(other) => (ResponseMode::Query, Some(other)),
+        };
+        let send_back = |e: AuthorizeError| self.answer(&redirect_uri, mode, &e.pairs(state));
+        if let Some(other) = bad_mode {
+            return send_back(AuthorizeError::new(
+                "invalid_request",
+                format!("response_mode `{other}` is not supported"),
+            ));
+        }
         let checked = match self.check_authorization(client, &params, redirect_uri.clone(), given) {
             Ok(c) => c,
             Err(e) => return send_back(e),
@@ -191,6 +210,7 @@ impl OAuthProvider {
             params: &params,
             checked: &checked,
             secure: req.secure,
+            mode,
         };
 
         // HTTP Basic: a caller that is not a browser signs the user in with the user's own
@@ -287,7 +307,7 @@ impl OAuthProvider {
     /// The sign-in form was sent: the user signs in, a session starts, and the request
     /// goes on to the consent page or to the client.
     async fn sign_in(&self, page: &PageRequest<'_>, client_ip: Option<IpAddr>) -> Response {
-        let send_back = |e: AuthorizeError| page.send_back(e);
+        let send_back = |e: AuthorizeError| self.send_back(page, e);
         let (Some(username), Some(password)) =
             (page.params.get("username"), page.params.get("password"))
         else {
@@ -377,17 +397,51 @@ impl OAuthProvider {
             Err(_) => Err(OAuthError::ServerError),
         };
         if let Err(e) = stored {
-            return page.send_back(e.into());
+            return self.send_back(page, e.into());
         }
         let mut pairs = vec![("code", code.as_str())];
         if let Some(s) = page.params.get("state") {
             pairs.push(("state", s));
         }
-        let mut resp = Response::redirect(append_query(&checked.redirect_uri, &pairs));
+        let mut resp = self.answer(&checked.redirect_uri, page.mode, &pairs);
         if let Some(cookie) = cookie {
             resp.headers.push(("set-cookie", cookie));
         }
         resp
+    }
+
+    /// `e` sent back to the client (RFC 6749 4.1.2.1), with the request's `state`.
+    fn send_back(&self, page: &PageRequest<'_>, e: AuthorizeError) -> Response {
+        let pairs = e.pairs(page.params.get("state"));
+        self.answer(&page.checked.redirect_uri, page.mode, &pairs)
+    }
+
+    /// `pairs` (a code, or an error, and `state`) delivered to `redirect_uri` in `mode`.
+    fn answer(&self, redirect_uri: &str, mode: ResponseMode, pairs: &[(&str, &str)]) -> Response {
+        match mode {
+            ResponseMode::Query => Response::redirect(append_query(redirect_uri, pairs)),
+            ResponseMode::FormPost => {
+                let nonce = crypto::id();
+                match self
+                    .config
+                    .pages
+                    .render_form_post(redirect_uri, pairs, &nonce)
+                {
+                    Ok(html) => {
+                        let mut resp = Response::html(200, html);
+                        resp.set_header(
+                            "content-security-policy",
+                            form_post_policy(redirect_uri, &nonce),
+                        );
+                        resp
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the form post page did not render");
+                        error_page(500, "The answer could not be sent to the application.")
+                    }
+                }
+            }
+        }
     }
 
     /// The checks whose failures go back to the client (RFC 6749 4.1.2.1).

@@ -154,6 +154,7 @@ impl OAuthProvider {
             "revocation_endpoint": self.url(&c.revoke_path),
             "introspection_endpoint": self.url(&c.introspect_path),
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "form_post"],
             "response_modes_supported": ["query"],
             "grant_types_supported": grants,
             "subject_types_supported": ["public"],
