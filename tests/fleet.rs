@@ -183,3 +183,81 @@ async fn a_retried_refresh_gets_the_first_answer_at_any_gateway() {
         assert_eq!(get_pets(&b, access).await, 200);
     }
 }
+
+/// A sign-in session lives in the store: a user signed in on A's sign-in page is signed in
+/// at B (`prompt=none` gets a code there), and logging out at A ends it at B.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_session_is_the_fleets() {
+    let redis = RedisServer::start();
+    let up = start_upstream("svc").await;
+    let a = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
+    let b = fleet_gateway(&redis.url(), up, LONG_REUSE_MS, &[]);
+    let http = common::client();
+    let request = [
+        ("response_type", "code"),
+        ("client_id", LIGHT_ID),
+        ("state", "s1"),
+    ];
+    let cookie_of = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("a {name} cookie"))
+    };
+    let form = http
+        .get(a.url("/oauth2/authorize"))
+        .query(&request)
+        .send()
+        .await
+        .expect("the sign-in page");
+    let csrf = cookie_of(&form, "tollgate_csrf");
+    let mut fields = request.to_vec();
+    fields.extend([
+        ("csrf_token", csrf.as_str()),
+        ("username", "admin"),
+        ("password", "123456"),
+        ("decision", "sign_in"),
+    ]);
+    let signed_in = http
+        .post(a.url("/oauth2/authorize"))
+        .header("cookie", format!("tollgate_csrf={csrf}"))
+        .form(&fields)
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 302);
+    let session = format!(
+        "tollgate_session={}",
+        cookie_of(&signed_in, "tollgate_session")
+    );
+    let silently_at_b = || {
+        http.get(b.url("/oauth2/authorize"))
+            .query(&request)
+            .query(&[("prompt", "none")])
+            .header("cookie", session.as_str())
+            .send()
+    };
+    let at_b = silently_at_b().await.expect("authorize at B");
+    let location = at_b.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(location.contains("code="), "{location}");
+    let out = http
+        .get(a.url("/oauth2/logout"))
+        .header("cookie", session.as_str())
+        .send()
+        .await
+        .expect("logout at A");
+    assert_eq!(out.status(), 200);
+    let at_b = silently_at_b().await.expect("authorize at B");
+    let location = at_b.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(location.contains("error=login_required"), "{location}");
+}

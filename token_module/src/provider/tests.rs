@@ -359,43 +359,28 @@ async fn a_code_is_redeemed_once_with_its_verifier() {
 /// by revocation; and the store's keys do not name the id.
 #[tokio::test]
 async fn the_family_id_alone_revokes_nothing() {
+    use crate::store::Store as _;
     let store = Arc::new(MemoryStore::new(""));
     let env = env_with(store.clone(), |_| {});
     let first = env.admin_password().await;
     let rt = first.str("refresh_token").to_string();
     let forged = format!("{}{}", &rt[..32], "ab".repeat(32));
-    let reply = env
-        .token(
-            Some(LIGHT_BASIC),
-            &[("grant_type", "refresh_token"), ("refresh_token", &forged)],
-        )
-        .await;
+    let reply = env.refresh(&forged, None).await;
     assert_eq!(reply.status, 400);
     assert_eq!(env.revoke(&forged).await, 200);
     assert!(
         env.valid(first.str("access_token")).await.is_ok(),
         "still valid"
     );
-    use crate::store::Store as _;
     assert!(store
         .get(&format!("rtf:{}", &rt[..32]))
         .await
         .expect("get")
         .is_none());
-    let rotated = env
-        .token(
-            Some(LIGHT_BASIC),
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-        )
-        .await;
+    let rotated = env.refresh(&rt, None).await;
     assert_eq!(rotated.status, 200, "{}", rotated.json);
     // The retired token is genuine: its reuse revokes the family.
-    let reuse = env
-        .token(
-            Some(LIGHT_BASIC),
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-        )
-        .await;
+    let reuse = env.refresh(&rt, None).await;
     assert_eq!(reuse.status, 400);
     assert!(env.valid(rotated.str("access_token")).await.is_err());
 }
