@@ -179,6 +179,18 @@ async fn store_suite(open: impl Fn(&str) -> Arc<dyn Store>) {
     store.decr("refunds").await.expect("decr");
     assert_eq!(store.incr("refunds", ttl).await.expect("incr"), 1);
 
+    // counts: several counters of one hash slot in one call
+    assert_eq!(store.incr("c:{tag}:a", ttl).await.expect("incr"), 1);
+    assert_eq!(store.incr("c:{tag}:b", ttl).await.expect("incr"), 1);
+    assert_eq!(store.incr("c:{tag}:b", ttl).await.expect("incr"), 2);
+    assert_eq!(
+        store
+            .counts(&["c:{tag}:a", "c:{tag}:b", "c:{tag}:none"])
+            .await
+            .expect("counts"),
+        [1, 2, 0]
+    );
+
     // key prefixes keep deployments apart
     let other = open("other:");
     store.put("shared-name", b"mine", ttl).await.expect("put");

@@ -85,6 +85,10 @@ impl Store for MeteredStore {
         self.observe("decr", self.inner.decr(key).await)
     }
 
+    async fn counts(&self, keys: &[&str]) -> Result<Vec<u64>, StoreError> {
+        self.observe("counts", self.inner.counts(keys).await)
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.observe("delete", self.inner.delete(key).await)
     }

@@ -280,9 +280,14 @@ pub mod store_key {
     pub fn failures(kind: &str, who: &str) -> String {
         format!("bf:{kind}:{who}")
     }
+    /// Failed authentications from one address, of any account. The address is a hash tag,
+    /// so this counter and [`failures_from`] share a Redis Cluster slot (read in one `MGET`).
+    pub fn failures_at(ip: &str) -> String {
+        format!("bf:{{{ip}}}:any")
+    }
     /// Failed authentications of one client or user from one address.
     pub fn failures_from(kind: &str, who: &str, ip: &str) -> String {
-        format!("bf:{kind}@{ip}:{who}")
+        format!("bf:{{{ip}}}:{kind}:{who}")
     }
 }
 

@@ -77,7 +77,7 @@ impl FailureCounters {
         let ip = client_ip.map_or_else(|| "local".to_string(), counted_address);
         Self {
             pair: store_key::failures_from(kind, who, &ip),
-            address: client_ip.map(|_| store_key::failures("ip", &ip)),
+            address: client_ip.map(|_| store_key::failures_at(&ip)),
             account: store_key::failures(kind, who),
         }
     }
@@ -144,27 +144,16 @@ impl OAuthProvider {
         }
     }
 
-    async fn count(&self, key: &str) -> Result<u64, OAuthError> {
-        Ok(self
-            .store
-            .get(key)
-            .await?
-            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
-            .unwrap_or(0))
-    }
-
     /// Refuses (429) when `who`'s address has no budget left, without counting: for a
     /// credential already known to be right (remembered), which must not pass where any
     /// guess is refused, or the answer would tell a guesser past the limit it guessed right.
+    /// Both counters in one round trip (they share the address's hash slot).
     async fn within_budget(&self, who: &FailureCounters) -> Result<(), OAuthError> {
-        let address = async {
-            match &who.address {
-                Some(key) => self.count(key).await,
-                None => Ok(0),
-            }
-        };
-        let (pair, address) = tokio::join!(self.count(&who.pair), address);
-        if pair? >= self.config.max_failures || address? >= self.config.max_failures {
+        let keys: Vec<&str> = std::iter::once(who.pair.as_str())
+            .chain(who.address.as_deref())
+            .collect();
+        let counts = self.store.counts(&keys).await?;
+        if counts.iter().any(|n| *n >= self.config.max_failures) {
             return Err(self.too_many_attempts());
         }
         Ok(())

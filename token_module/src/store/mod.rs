@@ -80,6 +80,17 @@ pub trait Store: Send + Sync + 'static {
     /// exist starts at 1 and expires `ttl` after that first increment (a fixed window).
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
 
+    /// The counts under `keys` (0 where there is none), in one round trip where the
+    /// backend allows. The keys must share a Redis Cluster hash slot: name them with one
+    /// hash tag (`x:{tag}:a`, `x:{tag}:b`). Default: one [`Store::get`] each.
+    async fn counts(&self, keys: &[&str]) -> Result<Vec<u64>, StoreError> {
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in keys {
+            counts.push(parse_count(self.get(key).await?.as_deref()));
+        }
+        Ok(counts)
+    }
+
     /// Takes one back from the live counter under `key` (a refund of [`Store::incr`]): never
     /// below zero, never creating a counter, never moving its expiry.
     async fn decr(&self, key: &str) -> Result<(), StoreError>;
@@ -124,6 +135,13 @@ pub trait Store: Send + Sync + 'static {
     async fn eviction_policy(&self) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+}
+
+/// A counter's value as stored (0 for none or for what is not a count).
+pub(crate) fn parse_count(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// Where the store lives, parsed from the `store.url` setting.

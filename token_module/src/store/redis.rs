@@ -328,6 +328,19 @@ impl Store for RedisStore {
         .await
     }
 
+    /// One `MGET` (the keys share a slot, so Redis Cluster takes it too).
+    async fn counts(&self, keys: &[&str]) -> Result<Vec<u64>, StoreError> {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(cmd).await?;
+        Ok(values
+            .iter()
+            .map(|v| super::parse_count(v.as_deref()))
+            .collect())
+    }
+
     async fn decr(&self, key: &str) -> Result<(), StoreError> {
         let key = self.key(key);
         let _: i64 = self
