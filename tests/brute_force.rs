@@ -88,8 +88,9 @@ async fn burst_then(
 
 async fn a_burst_of_wrong_passwords_gets_at_most_the_budget_checked(backend: Backend) {
     let env = OAuthEnv::start(backend, &[]);
-    // Hillary signs in once, so her password is remembered: a remembered password must not
-    // pass where a guess is refused either.
+    // Hillary signs in twice, so her password is remembered and its budget answer reused: a
+    // remembered password must not pass where a guess is refused either.
+    assert_eq!(hillary_token(&env, None).await.status, 200);
     assert_eq!(hillary_token(&env, None).await.status, 200);
     let before = hash_verifications(&env).await;
     let http = burst_client();

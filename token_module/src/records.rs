@@ -285,6 +285,10 @@ pub mod store_key {
     pub fn failures_at(ip: &str) -> String {
         format!("bf:{{{ip}}}:any")
     }
+    /// What every failure counter of one address starts with.
+    pub fn failures_prefix(ip: &str) -> String {
+        format!("bf:{{{ip}}}:")
+    }
     /// Failed authentications of one client or user from one address.
     pub fn failures_from(kind: &str, who: &str, ip: &str) -> String {
         format!("bf:{{{ip}}}:{kind}:{who}")

@@ -69,6 +69,8 @@ pub(crate) struct FailureCounters {
     address: Option<String>,
     /// Per account, every address: slowed down past `account_max_failures`.
     account: String,
+    /// What every counter key of this address starts with.
+    address_prefix: String,
 }
 
 impl FailureCounters {
@@ -79,6 +81,7 @@ impl FailureCounters {
             pair: store_key::failures_from(kind, who, &ip),
             address: client_ip.map(|_| store_key::failures_at(&ip)),
             account: store_key::failures(kind, who),
+            address_prefix: store_key::failures_prefix(&ip),
         }
     }
 
@@ -137,6 +140,49 @@ impl AttemptLocks {
     }
 }
 
+/// The store's recent "within budget" answers for remembered secrets, by (account, address)
+/// counter, each reused for `oauth.denylist_cache_ms` at most, so a remembered secret costs no
+/// store round trip per request. An attempt counted in this process forgets every answer for
+/// its address at once; attempts counted by other instances are seen within that time. An
+/// answer exists only after a request from that address presented the right secret within
+/// the budget, so a guesser at any other address never finds one.
+pub(crate) struct BudgetAnswers {
+    entries: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    max_entries: usize,
+}
+
+impl BudgetAnswers {
+    pub(crate) fn new(max_entries: usize) -> Self {
+        Self {
+            entries: Default::default(),
+            max_entries,
+        }
+    }
+
+    fn fresh(&self, pair: &str) -> bool {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(pair)
+            .is_some_and(|until| *until > std::time::Instant::now())
+    }
+
+    fn remember(&self, pair: &str, ttl: Duration) {
+        let now = std::time::Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.max_entries {
+            map.retain(|_, until| *until > now);
+            if map.len() >= self.max_entries {
+                map.clear();
+            }
+        }
+        map.insert(pair.to_string(), now + ttl);
+    }
+
+    fn forget_address(&self, prefix: &str) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|pair, _| !pair.starts_with(prefix));
+    }
+}
+
 impl OAuthProvider {
     fn too_many_attempts(&self) -> OAuthError {
         OAuthError::TooManyAttempts {
@@ -149,12 +195,19 @@ impl OAuthProvider {
     /// guess is refused, or the answer would tell a guesser past the limit it guessed right.
     /// Both counters in one round trip (they share the address's hash slot).
     async fn within_budget(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        let reuse = self.config.denylist_cache;
+        if !reuse.is_zero() && self.budget_answers.fresh(&who.pair) {
+            return Ok(());
+        }
         let keys: Vec<&str> = std::iter::once(who.pair.as_str())
             .chain(who.address.as_deref())
             .collect();
         let counts = self.store.counts(&keys).await?;
         if counts.iter().any(|n| *n >= self.config.max_failures) {
             return Err(self.too_many_attempts());
+        }
+        if !reuse.is_zero() {
+            self.budget_answers.remember(&who.pair, reuse);
         }
         Ok(())
     }
@@ -164,6 +217,8 @@ impl OAuthProvider {
     /// gives it back. Waits first when the account had many failures from everywhere (see
     /// [`FailureCounters`]).
     async fn count_attempt(&self, who: &FailureCounters) -> Result<(), OAuthError> {
+        // From now on this address's remembered secrets ask the store again.
+        self.budget_answers.forget_address(&who.address_prefix);
         let window = self.config.failure_window;
         let address = async {
             match &who.address {

@@ -50,6 +50,8 @@ pub struct OAuthProvider {
     throttled: Arc<std::sync::atomic::AtomicU64>,
     /// One attempt at a time per (account, address) in this process.
     attempts: Arc<client_auth::AttemptLocks>,
+    /// Recent "within budget" answers for remembered secrets.
+    budget_answers: Arc<client_auth::BudgetAnswers>,
     clock: Arc<dyn Clock>,
 }
 
@@ -82,6 +84,7 @@ impl OAuthProvider {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::secrets::SecretError> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
+        let budget_answers = Arc::new(client_auth::BudgetAnswers::new(config.token_cache_entries));
         Ok(Self {
             validator: crate::validate::Validator::new(&config),
             upstream_tokens: upstream_token::UpstreamTokens::new(config.token_cache_entries),
@@ -90,6 +93,7 @@ impl OAuthProvider {
             verifier,
             throttled: Arc::default(),
             attempts: Arc::new(client_auth::AttemptLocks::new()),
+            budget_answers,
             clock,
         })
     }
@@ -108,6 +112,7 @@ impl OAuthProvider {
             verifier: self.verifier.reconfigured(),
             throttled: Arc::clone(&self.throttled),
             attempts: Arc::clone(&self.attempts),
+            budget_answers: Arc::clone(&self.budget_answers),
             clock: Arc::clone(&self.clock),
         }
     }
