@@ -7,12 +7,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::RedisServer;
+use token_module::clock::ManualClock;
 use token_module::{MemoryStore, RedisStore, Store, StoreUrl};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs every check against stores made by `open(prefix)`.
-async fn store_suite(open: impl Fn(&str) -> Arc<dyn Store>) {
+/// How the suite lets time pass: the memory store's clock is moved, Redis's time is real.
+enum Time {
+    Real,
+    Manual(Arc<ManualClock>),
+}
+
+impl Time {
+    async fn pass(&self, by: Duration) {
+        match self {
+            Time::Real => tokio::time::sleep(by).await,
+            Time::Manual(clock) => clock.advance_by(by),
+        }
+    }
+}
+
+async fn store_suite(open: impl Fn(&str) -> Arc<dyn Store>, time: Time) {
     let store = open("suite:");
     let ttl = Duration::from_secs(60);
     store.ping().await.expect("ping");
@@ -59,7 +75,7 @@ async fn store_suite(open: impl Fn(&str) -> Arc<dyn Store>) {
     for want in 1..=3 {
         assert_eq!(store.incr("fails", short).await.expect("incr"), want);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    time.pass(Duration::from_millis(1500)).await;
     assert_eq!(store.get("short").await.expect("get"), None);
     assert_eq!(store.take("short").await.expect("take"), None);
     assert!(store
@@ -204,16 +220,24 @@ async fn store_suite(open: impl Fn(&str) -> Arc<dyn Store>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_store_passes_the_suite() {
-    let base = MemoryStore::new("");
-    store_suite(move |prefix| Arc::new(base.with_prefix(prefix))).await;
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let base = MemoryStore::with_clock("", Arc::clone(&clock) as _);
+    store_suite(
+        move |prefix| Arc::new(base.with_prefix(prefix)),
+        Time::Manual(clock),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_store_passes_the_suite() {
     let redis = RedisServer::start();
     let url = StoreUrl::parse(&redis.url()).expect("url");
-    store_suite(move |prefix| Arc::new(RedisStore::new(&url, prefix, TIMEOUT).expect("store")))
-        .await;
+    store_suite(
+        move |prefix| Arc::new(RedisStore::new(&url, prefix, TIMEOUT).expect("store")),
+        Time::Real,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,6 +245,9 @@ async fn redis_cluster_store_passes_the_suite() {
     let cluster = common::RedisCluster::start(3);
     let url = StoreUrl::parse(&cluster.url()).expect("url");
     assert!(matches!(url, StoreUrl::Cluster(ref nodes) if nodes.len() == 3));
-    store_suite(move |prefix| Arc::new(RedisStore::new(&url, prefix, TIMEOUT).expect("store")))
-        .await;
+    store_suite(
+        move |prefix| Arc::new(RedisStore::new(&url, prefix, TIMEOUT).expect("store")),
+        Time::Real,
+    )
+    .await;
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::oauth::*;
 use common::{client, raw_request};
@@ -613,20 +612,6 @@ async fn authorization_code_binding_and_pkce(backend: Backend) {
     );
 }
 on_both_stores!(authorization_code_binding_and_pkce);
-
-async fn code_expires(backend: Backend) {
-    let env = OAuthEnv::start(backend, &[("code_ttl_seconds: 600", "code_ttl_seconds: 1")]);
-    let code = light_code(&env, &[]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let reply = token(
-        &env,
-        Some(&light_basic()),
-        &[("grant_type", "authorization_code"), ("code", &code)],
-    )
-    .await;
-    assert_error(&reply, 400, "invalid_grant");
-}
-on_both_stores!(code_expires);
 
 async fn code_replay_revokes_what_it_issued(backend: Backend) {
     let env = OAuthEnv::start(backend, &[]);

@@ -6,6 +6,7 @@
 //! and the benches use; everything else is private.
 
 pub mod bearer;
+mod cache;
 pub mod clock;
 pub mod config;
 mod crypto;

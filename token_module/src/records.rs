@@ -36,7 +36,7 @@ pub struct CodeRecord {
 }
 
 /// What a token response handed out, so it can be revoked later.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct IssuedTokens {
     /// `jti` of the access token, for the denylist.
     pub access_jti: String,
@@ -79,7 +79,7 @@ pub struct RedeemedCode {
 /// [`crate::crypto::refresh_token`]); the record holds the digest of the one token of the
 /// family still valid. Rotation swaps the whole record atomically (compare-and-swap), so
 /// exactly one use of the current token wins.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefreshFamily {
     pub client_id: String,
     /// The scope originally granted; refreshes may narrow it, never widen it.
@@ -115,7 +115,7 @@ pub struct RefreshFamily {
 /// A rotation's answer, kept for a retry of the refresh token it retired. It is sealed with a
 /// key derived from that retired token (see [`crate::crypto::seal`]): the store never holds
 /// a usable token, and only the holder of the retired token can read the answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RetryAnswer {
     /// Digest of the retired refresh token.
     pub digest: String,

@@ -8,15 +8,17 @@
 //! successful verifications are cached: every failure pays the full argon2 cost, which is what
 //! throttles guessing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+
+use crate::cache::ExpiringCache;
+use crate::clock::SharedClock;
 
 /// A validated argon2 PHC hash string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 #[derive(Clone, PartialEq, Eq)]
@@ -90,9 +92,9 @@ pub fn hash_secret(secret: &[u8]) -> Result<String, SecretError> {
 /// Verifies secrets against hashes, remembering successes for a while.
 pub struct SecretVerifier {
     key: hmac::Key,
-    verified: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
+    /// Tags of (identity, hash, secret) verified recently.
+    verified: Arc<ExpiringCache<[u8; 32], ()>>,
     ttl: Duration,
-    max_entries: usize,
     /// Verified against when the identity is unknown, so unknown and known identities cost
     /// the same time.
     dummy: PasswordHash,
@@ -105,8 +107,8 @@ pub struct SecretVerifier {
 }
 
 impl SecretVerifier {
-    /// `ttl`: how long a verified pair is remembered; `max_entries` bounds memory.
-    pub fn new(ttl: Duration, max_entries: usize) -> Result<Self, SecretError> {
+    /// `ttl`: how long a verified pair is remembered, by `clock`; `max_entries` bounds memory.
+    pub fn new(ttl: Duration, max_entries: usize, clock: SharedClock) -> Result<Self, SecretError> {
         let mut key = [0u8; 32];
         SystemRandom::new()
             .fill(&mut key)
@@ -117,9 +119,8 @@ impl SecretVerifier {
             .map_err(|_| SecretError::NoRandomness)?;
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
-            verified: Arc::default(),
+            verified: Arc::new(ExpiringCache::new(max_entries, clock)),
             ttl,
-            max_entries,
             dummy: PasswordHash::parse(&hash_secret(&dummy_secret)?)?,
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -137,7 +138,6 @@ impl SecretVerifier {
             key: self.key.clone(),
             verified: Arc::clone(&self.verified),
             ttl: self.ttl,
-            max_entries: self.max_entries,
             dummy: self.dummy.clone(),
             hashing: Arc::clone(&self.hashing),
             verifications: Arc::clone(&self.verifications),
@@ -171,10 +171,7 @@ impl SecretVerifier {
 
     /// Whether `secret` was verified against `hash` for `identity` recently (no argon2 work).
     pub fn remembers(&self, identity: &str, hash: &PasswordHash, secret: &[u8]) -> bool {
-        let tag = self.tag(identity, hash, secret);
-        let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&tag)
-            .is_some_and(|expires| *expires > Instant::now())
+        self.verified.contains(&self.tag(identity, hash, secret))
     }
 
     /// Whether `secret` matches `hash` (the hash registered for `identity`). With `hash`
@@ -196,16 +193,8 @@ impl SecretVerifier {
         }
         let tag = self.tag(identity, hash, secret);
         let ok = self.argon2(hash, secret).await;
-        let now = Instant::now();
         if ok {
-            let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() >= self.max_entries {
-                map.retain(|_, expires| *expires > now);
-                if map.len() >= self.max_entries {
-                    map.clear();
-                }
-            }
-            map.insert(tag, now + self.ttl);
+            self.verified.insert_for(tag, (), self.ttl);
         }
         ok
     }
@@ -214,11 +203,36 @@ impl SecretVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn clock() -> SharedClock {
+        Arc::new(ManualClock::new(1_000))
+    }
+
+    /// A remembered secret is remembered for its time, by the clock, and then verified again.
+    #[tokio::test]
+    async fn a_remembered_secret_is_forgotten_when_its_time_is_up() {
+        let hash = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
+        let clock = Arc::new(ManualClock::new(1_000));
+        let v = SecretVerifier::new(Duration::from_secs(300), 10, clock.clone()).expect("verifier");
+        assert!(v.verify("client", Some(&hash), b"s3cret").await);
+        clock.advance(299);
+        assert!(v.remembers("client", &hash, b"s3cret"));
+        clock.advance(1);
+        assert!(!v.remembers("client", &hash, b"s3cret"));
+        let before = v.verifications.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(v.verify("client", Some(&hash), b"s3cret").await);
+        assert_eq!(
+            v.verifications.load(std::sync::atomic::Ordering::Relaxed),
+            before + 1,
+            "verified with argon2 again"
+        );
+    }
 
     #[tokio::test]
     async fn verifies_and_caches_only_successes() {
         let hash = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
-        let v = SecretVerifier::new(Duration::from_secs(60), 10).expect("verifier");
+        let v = SecretVerifier::new(Duration::from_secs(60), 10, clock()).expect("verifier");
         assert!(v.verify("client", Some(&hash), b"s3cret").await);
         assert!(v.verify("client", Some(&hash), b"s3cret").await, "cached");
         assert!(!v.verify("client", Some(&hash), b"wrong").await);
@@ -226,14 +240,14 @@ mod tests {
             !v.verify("other", None, b"s3cret").await,
             "unknown identity"
         );
-        assert_eq!(v.verified.lock().map(|m| m.len()).unwrap_or(0), 1);
+        assert_eq!(v.verified.held(), 1);
     }
 
     #[tokio::test]
     async fn a_remembered_secret_is_bound_to_its_identity_and_hash() {
         let hash = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
         let rotated = PasswordHash::parse(&hash_secret(b"s3cret").expect("hash")).expect("parse");
-        let v = SecretVerifier::new(Duration::from_secs(60), 10).expect("verifier");
+        let v = SecretVerifier::new(Duration::from_secs(60), 10, clock()).expect("verifier");
         assert!(v.verify("client", Some(&hash), b"s3cret").await);
         assert!(v.remembers("client", &hash, b"s3cret"));
         assert!(!v.remembers("client", &rotated, b"s3cret"), "another hash");

@@ -3,14 +3,15 @@
 //! and opaque tokens are cached (keyed by a keyed hash of the token, never outliving
 //! themselves) so a token seen again costs no signature check and no lookup.
 
-use std::collections::HashMap;
 use std::hash::Hasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Deserialize;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
+use crate::cache::ExpiringCache;
+use crate::clock::SharedClock;
 use crate::config::{OAuthConfig, TokenFormat, TokenProfile};
 use crate::crypto;
 use crate::records::{store_key, OpaqueAccessToken, Subject};
@@ -111,74 +112,50 @@ fn is_at_jwt(typ: &str) -> bool {
 /// `denylist_cache` at most (and never past the token's expiry). Revocations made through
 /// this instance remove their entry at once; those made elsewhere are seen within that time.
 pub(crate) struct NotRevokedCache {
-    entries: Mutex<HashMap<String, std::time::Instant>>,
+    entries: ExpiringCache<String, ()>,
     ttl: std::time::Duration,
-    max_entries: usize,
 }
 
 impl NotRevokedCache {
-    pub(crate) fn new(ttl: std::time::Duration, max_entries: usize) -> Self {
+    pub(crate) fn new(ttl: std::time::Duration, max_entries: usize, clock: SharedClock) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: ExpiringCache::new(max_entries, clock),
             ttl,
-            max_entries,
         }
     }
 
     fn contains(&self, jti: &str) -> bool {
-        if self.ttl.is_zero() {
-            return false;
-        }
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(jti)
-            .is_some_and(|until| *until > std::time::Instant::now())
+        !self.ttl.is_zero() && self.entries.contains(jti)
     }
 
     fn insert(&self, jti: &str, exp: u64, now_secs: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
         let left = std::time::Duration::from_secs(exp.saturating_sub(now_secs));
-        let now = std::time::Instant::now();
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.max_entries {
-            map.retain(|_, until| *until > now);
-            if map.len() >= self.max_entries {
-                map.clear();
-            }
-        }
-        map.insert(jti.to_string(), now + self.ttl.min(left));
+        self.entries
+            .insert_for(jti.to_string(), (), self.ttl.min(left));
     }
 
     pub(crate) fn remove(&self, jti: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(jti);
+        self.entries.remove(jti);
     }
 
     /// Forgets every answer (revocations may have been missed).
     fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.entries.clear();
     }
 }
 
-/// Verified tokens (JWTs and opaque records), by [`TokenCache::key`].
+/// Verified tokens (JWTs and opaque records), by [`TokenCache::key`], each kept until it
+/// expires (plus the leeway a JWT is accepted within).
 pub(crate) struct TokenCache {
-    entries: Mutex<HashMap<u128, Arc<VerifiedToken>>>,
-    max_entries: usize,
+    entries: ExpiringCache<u128, Arc<VerifiedToken>>,
     /// The SipHash key, drawn from the system's CSPRNG when the cache is made.
     hash_key: [u64; 2],
 }
 
 impl TokenCache {
-    pub(crate) fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, clock: SharedClock) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
-            max_entries,
+            entries: ExpiringCache::new(max_entries, clock),
             hash_key: crypto::random_u64s(),
         }
     }
@@ -195,28 +172,18 @@ impl TokenCache {
         hasher.finish128().as_u128()
     }
 
+    /// The entry, while its token has not expired at `now` (seconds).
     fn get(&self, key: u128, now: u64) -> Option<Arc<VerifiedToken>> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&key).filter(|t| t.exp > now).cloned()
+        self.entries.get(&key).filter(|t| t.exp > now)
     }
 
-    fn insert(&self, key: u128, verified: Arc<VerifiedToken>, now: u64) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.max_entries {
-            map.retain(|_, t| t.exp > now);
-            if map.len() >= self.max_entries {
-                map.clear();
-            }
-        }
-        map.insert(key, verified);
+    /// Keeps a verified token until `until` (seconds; its expiry, plus any leeway).
+    fn insert(&self, key: u128, verified: Arc<VerifiedToken>, until: u64) {
+        self.entries.insert_until(key, verified, until);
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        let key = self.key(token);
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+        self.entries.remove(&self.key(token));
     }
 }
 
@@ -228,6 +195,7 @@ pub(crate) struct Validator {
     /// What a verification depends on, to tell whether a new configuration may keep the
     /// caches.
     inputs: VerificationInputs,
+    clock: SharedClock,
 }
 
 /// Everything of a configuration that decides whether a token verifies and what it says:
@@ -280,14 +248,19 @@ impl VerificationInputs {
 }
 
 impl Validator {
-    pub(crate) fn new(config: &OAuthConfig) -> Self {
+    pub(crate) fn new(config: &OAuthConfig, clock: SharedClock) -> Self {
         Self {
-            token_cache: Arc::new(TokenCache::new(config.token_cache_entries)),
+            token_cache: Arc::new(TokenCache::new(
+                config.token_cache_entries,
+                Arc::clone(&clock),
+            )),
             not_revoked: Arc::new(NotRevokedCache::new(
                 config.denylist_cache,
                 config.token_cache_entries,
+                Arc::clone(&clock),
             )),
             inputs: VerificationInputs::of(config),
+            clock,
         }
     }
 
@@ -301,9 +274,10 @@ impl Validator {
                 token_cache: Arc::clone(&self.token_cache),
                 not_revoked: Arc::clone(&self.not_revoked),
                 inputs,
+                clock: Arc::clone(&self.clock),
             }
         } else {
-            Self::new(config)
+            Self::new(config, Arc::clone(&self.clock))
         }
     }
 
@@ -391,7 +365,8 @@ impl Validator {
         }
         let digest = crypto::digest_hex(token);
         let verified = fetch_opaque(store, &digest, now).await?;
-        self.token_cache.insert(key, Arc::clone(&verified), now);
+        self.token_cache
+            .insert(key, Arc::clone(&verified), verified.exp);
         Ok((verified, false))
     }
 
@@ -410,7 +385,11 @@ impl Validator {
             }
         }
         let verified = Arc::new(verify_jwt_uncached(config, token, now)?);
-        self.token_cache.insert(key, Arc::clone(&verified), now);
+        self.token_cache.insert(
+            key,
+            Arc::clone(&verified),
+            verified.exp.saturating_add(leeway),
+        );
         Ok((verified, false))
     }
 }
@@ -576,18 +555,28 @@ mod tests {
     /// misses; removal and expiry end it; another cache (another process) keys it otherwise.
     #[test]
     fn the_token_cache_answers_for_the_same_token_only() {
-        let cache = TokenCache::new(10);
+        let clock = Arc::new(crate::clock::ManualClock::new(0));
+        let cache = TokenCache::new(10, clock.clone());
         let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
         let get = |token: &str, now| cache.get(cache.key(token), now);
-        cache.insert(cache.key(token), verified("j1", 100), 0);
+        cache.insert(cache.key(token), verified("j1", 100), 100);
         assert_eq!(get(token, 10).map(|t| t.jti.clone()), Some("j1".into()));
         assert!(get(&token.replace("c2ln", "c2lm"), 10).is_none());
         assert!(get(&format!("{token}x"), 10).is_none());
         assert!(get(&token[..token.len() - 1], 10).is_none());
         assert!(get(token, 100).is_none(), "expired");
-        assert_ne!(cache.key(token), TokenCache::new(10).key(token));
+        assert_ne!(
+            cache.key(token),
+            TokenCache::new(10, clock.clone()).key(token)
+        );
         assert_ne!(cache.key("ab"), cache.key("ba"));
         cache.remove(token);
         assert!(get(token, 10).is_none());
+        cache.insert(cache.key(token), verified("j1", 100), 100);
+        clock.advance(100);
+        assert!(
+            get(token, 10).is_none(),
+            "gone when the clock passes its expiry"
+        );
     }
 }

@@ -137,6 +137,42 @@ impl Client {
     pub fn allows(&self, grant: Grant) -> bool {
         self.grants.contains(&grant)
     }
+
+    /// A confidential client of every grant, scopes `read` and `write`, no retry grace: the
+    /// decision tests' starting point.
+    #[cfg(test)]
+    pub(crate) fn for_tests(client_id: &str) -> Self {
+        Self {
+            client_id: client_id.into(),
+            secret_hash: None,
+            public: false,
+            password_grant_without_secret: false,
+            grants: vec![
+                Grant::AuthorizationCode,
+                Grant::ClientCredentials,
+                Grant::Password,
+                Grant::RefreshToken,
+            ],
+            scopes: vec!["read".into(), "write".into()],
+            default_scopes: vec!["read".into()],
+            redirect_uris: vec!["https://app.example/cb".into()],
+            token_format: TokenFormat::Jwt,
+            token_profile: TokenProfile::Rfc9068,
+            access_token_ttl: Duration::from_secs(300),
+            issuer: "https://issuer.example".into(),
+            audience: "api".into(),
+            token_type: "Bearer".into(),
+            trusted: false,
+            allow_plain_pkce: false,
+            id_token_hs256: false,
+            allowed_origins: vec![],
+            refresh_retry_grace: Duration::ZERO,
+            name: client_id.into(),
+            logo_uri: None,
+            consent: Consent::Never,
+            post_logout_redirect_uris: vec![],
+        }
+    }
 }
 
 /// A user who can sign in.

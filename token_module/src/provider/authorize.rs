@@ -473,8 +473,7 @@ impl OAuthProvider {
                 "the client may not use the authorization code grant",
             ));
         }
-        let scope = self
-            .resolve_scope(client, params.get("scope"), None)
+        let scope = super::issuance::resolve_scope(client, params.get("scope"), None)
             .map_err(AuthorizeError::from)?;
         let challenge = match (
             params.get("code_challenge"),

@@ -2,9 +2,12 @@
 //! counters both count against.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::OAuthProvider;
+use crate::cache::ExpiringCache;
+use crate::clock::SharedClock;
 use crate::config::{Client, Grant, User};
 use crate::crypto;
 use crate::error::OAuthError;
@@ -140,46 +143,65 @@ impl AttemptLocks {
     }
 }
 
-/// The store's recent "within budget" answers for remembered secrets, by (account, address)
-/// counter, each reused for `oauth.denylist_cache_ms` at most, so a remembered secret costs no
-/// store round trip per request. An attempt counted in this process forgets every answer for
-/// its address at once; attempts counted by other instances are seen within that time. An
-/// answer exists only after a request from that address presented the right secret within
-/// the budget, so a guesser at any other address never finds one.
+/// The store's recent "within budget" answers for remembered secrets, by address and then
+/// (account, address) counter, each reused for `oauth.denylist_cache_ms` at most, so a
+/// remembered secret costs no store round trip per request. An attempt counted in this
+/// process forgets every answer for its address at once; attempts counted by other instances
+/// are seen within that time. An answer exists only after a request from that address
+/// presented the right secret within the budget, so a guesser at any other address never
+/// finds one.
 pub(crate) struct BudgetAnswers {
-    entries: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
-    max_entries: usize,
+    /// By address prefix: the pairs answered, each with when its answer lapses (ms).
+    by_address: ExpiringCache<String, Arc<[(String, u64)]>>,
+    clock: SharedClock,
 }
 
 impl BudgetAnswers {
-    pub(crate) fn new(max_entries: usize) -> Self {
+    /// Answers kept for this many accounts per address at most (the latest ones).
+    const PAIRS_PER_ADDRESS: usize = 16;
+
+    pub(crate) fn new(max_entries: usize, clock: SharedClock) -> Self {
         Self {
-            entries: Default::default(),
-            max_entries,
+            by_address: ExpiringCache::new(max_entries, Arc::clone(&clock)),
+            clock,
         }
     }
 
-    fn fresh(&self, pair: &str) -> bool {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(pair)
-            .is_some_and(|until| *until > std::time::Instant::now())
+    fn fresh(&self, who: &FailureCounters) -> bool {
+        let now = self.clock.now_millis();
+        self.by_address
+            .get(&who.address_prefix)
+            .is_some_and(|pairs| {
+                pairs
+                    .iter()
+                    .any(|(p, until)| *p == who.pair && *until > now)
+            })
     }
 
-    fn remember(&self, pair: &str, ttl: Duration) {
-        let now = std::time::Instant::now();
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.max_entries {
-            map.retain(|_, until| *until > now);
-            if map.len() >= self.max_entries {
-                map.clear();
-            }
+    fn remember(&self, who: &FailureCounters, ttl: Duration) {
+        let now = self.clock.now_millis();
+        let until = crate::clock::deadline(now, ttl);
+        let mut pairs: Vec<(String, u64)> = self
+            .by_address
+            .get(&who.address_prefix)
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .filter(|(p, until)| *p != who.pair && *until > now)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if pairs.len() >= Self::PAIRS_PER_ADDRESS {
+            pairs.remove(0);
         }
-        map.insert(pair.to_string(), now + ttl);
+        pairs.push((who.pair.clone(), until));
+        self.by_address
+            .insert_for(who.address_prefix.clone(), pairs.into(), ttl);
     }
 
-    fn forget_address(&self, prefix: &str) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|pair, _| !pair.starts_with(prefix));
+    fn forget_address(&self, who: &FailureCounters) {
+        self.by_address.remove(&who.address_prefix);
     }
 }
 
@@ -196,18 +218,18 @@ impl OAuthProvider {
     /// Both counters in one round trip (they share the address's hash slot).
     async fn within_budget(&self, who: &FailureCounters) -> Result<(), OAuthError> {
         let reuse = self.config.denylist_cache;
-        if !reuse.is_zero() && self.budget_answers.fresh(&who.pair) {
+        if !reuse.is_zero() && self.budget_answers.fresh(who) {
             return Ok(());
         }
         let keys: Vec<&str> = std::iter::once(who.pair.as_str())
             .chain(who.address.as_deref())
             .collect();
         let counts = self.store.counts(&keys).await?;
-        if counts.iter().any(|n| *n >= self.config.max_failures) {
+        if !budget_left(&counts, self.config.max_failures) {
             return Err(self.too_many_attempts());
         }
         if !reuse.is_zero() {
-            self.budget_answers.remember(&who.pair, reuse);
+            self.budget_answers.remember(who, reuse);
         }
         Ok(())
     }
@@ -218,7 +240,7 @@ impl OAuthProvider {
     /// [`FailureCounters`]).
     async fn count_attempt(&self, who: &FailureCounters) -> Result<(), OAuthError> {
         // From now on this address's remembered secrets ask the store again.
-        self.budget_answers.forget_address(&who.address_prefix);
+        self.budget_answers.forget_address(who);
         let window = self.config.failure_window;
         let address = async {
             match &who.address {
@@ -227,9 +249,8 @@ impl OAuthProvider {
             }
         };
         let (pair, address) = tokio::join!(self.store.incr(&who.pair, window), address);
-        let max = self.config.max_failures;
         let (pair, address) = (pair?, address?);
-        if pair > max || address.is_some_and(|n| n > max) {
+        if !within_limit(pair, address, self.config.max_failures) {
             let address = async {
                 match &who.address {
                     Some(key) => self.store.decr(key).await,
@@ -316,14 +337,7 @@ impl OAuthProvider {
                 let check = self.verifier.verify(&presented.id, hash, secret.as_bytes());
                 self.counted_check(&who, remembered, check).await?
             }
-            (None, Some(c)) => match purpose {
-                AuthPurpose::Grant(grant) => {
-                    (c.public && matches!(grant, Grant::AuthorizationCode | Grant::RefreshToken))
-                        || (c.password_grant_without_secret && grant == Grant::Password)
-                }
-                AuthPurpose::Revocation => c.public,
-                AuthPurpose::Introspection => false,
-            },
+            (None, Some(c)) => passes_without_secret(c, purpose),
             (None, None) => false,
         };
         match client {
@@ -373,6 +387,33 @@ impl OAuthProvider {
     }
 }
 
+/// Whether a client that presented no secret passes for `purpose`: a public client for the
+/// grants a browser app uses and to revoke its own tokens, a client allowed the password
+/// grant without a secret for that grant; never for introspection.
+fn passes_without_secret(client: &Client, purpose: AuthPurpose) -> bool {
+    match purpose {
+        AuthPurpose::Grant(grant) => {
+            (client.public && matches!(grant, Grant::AuthorizationCode | Grant::RefreshToken))
+                || (client.password_grant_without_secret && grant == Grant::Password)
+        }
+        AuthPurpose::Revocation => client.public,
+        AuthPurpose::Introspection => false,
+    }
+}
+
+/// Whether an attempt counted as the `pair`-th for its (account, address) and the
+/// `address`-th for its address (within the window, attempts in flight included) may be
+/// checked: at most `max` of either are.
+fn within_limit(pair: u64, address: Option<u64>, max: u64) -> bool {
+    pair <= max && address.is_none_or(|n| n <= max)
+}
+
+/// Whether counters read at `counts` leave room for one more attempt under `max`: what a
+/// remembered (right) secret needs, so it is refused exactly where a guess would be.
+fn budget_left(counts: &[u64], max: u64) -> bool {
+    counts.iter().all(|n| *n < max)
+}
+
 /// Reads the client's credentials from the header and the body.
 fn presented_client(
     authorization: Option<&str>,
@@ -415,6 +456,124 @@ fn presented_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A remembered secret passes exactly where one more counted guess would: the
+    /// `n`-th counted attempt is within the limit iff `n - 1` counted before left room.
+    #[test]
+    fn the_limit_counts_the_attempt_itself() {
+        let max = 10;
+        for before in 0..=12u64 {
+            for address in [None, Some(0), Some(5), Some(9), Some(10), Some(11)] {
+                let counted = within_limit(before + 1, address.map(|a| a + 1), max);
+                let room = budget_left(
+                    &std::iter::once(before).chain(address).collect::<Vec<_>>(),
+                    max,
+                );
+                assert_eq!(counted, room, "before {before}, address {address:?}");
+            }
+        }
+        assert!(within_limit(10, Some(10), 10));
+        assert!(!within_limit(11, Some(1), 10));
+        assert!(!within_limit(1, Some(11), 10));
+        assert!(within_limit(1, None, 10));
+    }
+
+    #[test]
+    fn who_passes_without_a_secret() {
+        let confidential = Client::for_tests("c");
+        let public = Client {
+            public: true,
+            ..Client::for_tests("p")
+        };
+        let password_only = Client {
+            password_grant_without_secret: true,
+            ..Client::for_tests("w")
+        };
+        let purposes = [
+            AuthPurpose::Grant(Grant::AuthorizationCode),
+            AuthPurpose::Grant(Grant::RefreshToken),
+            AuthPurpose::Grant(Grant::Password),
+            AuthPurpose::Grant(Grant::ClientCredentials),
+            AuthPurpose::Grant(Grant::ClientAuthenticatedUser),
+            AuthPurpose::Revocation,
+            AuthPurpose::Introspection,
+        ];
+        let table: [(&Client, [bool; 7]); 3] = [
+            (&confidential, [false; 7]),
+            (&public, [true, true, false, false, false, true, false]),
+            (
+                &password_only,
+                [false, false, true, false, false, false, false],
+            ),
+        ];
+        for (client, row) in table {
+            for (purpose, want) in purposes.iter().zip(row) {
+                assert_eq!(
+                    passes_without_secret(client, *purpose),
+                    want,
+                    "{} for {purpose:?}",
+                    client.client_id
+                );
+            }
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(k, v);
+        }
+        Params::parse(ser.finish().as_bytes()).expect("form")
+    }
+
+    #[test]
+    fn credentials_come_from_basic_or_the_body_never_both() {
+        use base64::Engine;
+        let basic = |id: &str, secret: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+            )
+        };
+        let long = "x".repeat(MAX_IDENTIFIER_BYTES + 1);
+        let header = basic("app", "s");
+        let long_header = basic(&long, "s");
+        type Row<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+        let rows: [Row; 8] = [
+            (Some(&header), vec![], "basic app s"),
+            (Some(&header), vec![("client_id", "app")], "basic app s"),
+            (
+                Some(&header),
+                vec![("client_id", "other")],
+                "invalid_request",
+            ),
+            (
+                Some(&header),
+                vec![("client_secret", "s")],
+                "invalid_request",
+            ),
+            (
+                None,
+                vec![("client_id", "app"), ("client_secret", "s")],
+                "body app s",
+            ),
+            (None, vec![("client_id", "app")], "body app -"),
+            (None, vec![("client_secret", "s")], "invalid_client"),
+            (Some(&long_header), vec![], "invalid_request"),
+        ];
+        for (i, (authorization, pairs, want)) in rows.into_iter().enumerate() {
+            let got = match presented_client(authorization, &params(&pairs)) {
+                Ok(p) => format!(
+                    "{} {} {}",
+                    if p.basic { "basic" } else { "body" },
+                    p.id,
+                    p.secret.as_deref().unwrap_or("-")
+                ),
+                Err(e) => e.code().to_string(),
+            };
+            assert_eq!(got, want, "row {i}");
+        }
+    }
 
     #[test]
     fn the_account_slow_down_grows_and_is_bounded() {

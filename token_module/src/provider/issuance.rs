@@ -113,46 +113,46 @@ fn access_claims<'a>(
     }
 }
 
-impl OAuthProvider {
-    /// The scope for a request: the requested scopes if the client may have all of them
-    /// (and, with `ceiling`, all were granted before), else the defaults.
-    pub(crate) fn resolve_scope(
-        &self,
-        client: &Client,
-        requested: Option<&str>,
-        ceiling: Option<&[String]>,
-    ) -> Result<Vec<String>, OAuthError> {
-        let allowed = ceiling.unwrap_or(&client.scopes);
-        let Some(requested) = requested else {
-            let scope = ceiling.map_or_else(|| client.default_scopes.clone(), <[String]>::to_vec);
-            if scope.is_empty() {
-                return Err(OAuthError::InvalidScope(
-                    "no scope was requested and the client has no default".into(),
-                ));
-            }
-            return Ok(scope);
-        };
-        let mut scope: Vec<String> = Vec::new();
-        for s in requested.split(' ').filter(|s| !s.is_empty()) {
-            if !allowed.iter().any(|a| a == s) {
-                let why = if ceiling.is_some() {
-                    "was not granted originally"
-                } else {
-                    "is not allowed for this client"
-                };
-                return Err(OAuthError::InvalidScope(format!("the scope `{s}` {why}")));
-            }
-            if !scope.iter().any(|x| x == s) {
-                scope.push(s.to_string());
-            }
-        }
+/// The scope for a request: the requested scopes if the client may have all of them
+/// (and, with `ceiling`, all were granted before), else the defaults.
+pub(crate) fn resolve_scope(
+    client: &Client,
+    requested: Option<&str>,
+    ceiling: Option<&[String]>,
+) -> Result<Vec<String>, OAuthError> {
+    let allowed = ceiling.unwrap_or(&client.scopes);
+    let Some(requested) = requested else {
+        let scope = ceiling.map_or_else(|| client.default_scopes.clone(), <[String]>::to_vec);
         if scope.is_empty() {
             return Err(OAuthError::InvalidScope(
-                "the scope parameter names no scope".into(),
+                "no scope was requested and the client has no default".into(),
             ));
         }
-        Ok(scope)
+        return Ok(scope);
+    };
+    let mut scope: Vec<String> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == s) {
+            let why = if ceiling.is_some() {
+                "was not granted originally"
+            } else {
+                "is not allowed for this client"
+            };
+            return Err(OAuthError::InvalidScope(format!("the scope `{s}` {why}")));
+        }
+        if !scope.iter().any(|x| x == s) {
+            scope.push(s.to_string());
+        }
     }
+    if scope.is_empty() {
+        return Err(OAuthError::InvalidScope(
+            "the scope parameter names no scope".into(),
+        ));
+    }
+    Ok(scope)
+}
+
+impl OAuthProvider {
     /// Issues an access token in the client's format (a signed JWT, or an opaque token kept in
     /// the store) and returns it with what revoking it later needs. `resource` (RFC 8707,
     /// checked by the token endpoint to be a route audience) makes it that audience's only.

@@ -83,11 +83,17 @@ impl OAuthProvider {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::secrets::SecretError> {
-        let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000)?;
-        let budget_answers = Arc::new(client_auth::BudgetAnswers::new(config.token_cache_entries));
+        let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000, Arc::clone(&clock))?;
+        let budget_answers = Arc::new(client_auth::BudgetAnswers::new(
+            config.token_cache_entries,
+            Arc::clone(&clock),
+        ));
         Ok(Self {
-            validator: crate::validate::Validator::new(&config),
-            upstream_tokens: upstream_token::UpstreamTokens::new(config.token_cache_entries),
+            validator: crate::validate::Validator::new(&config, Arc::clone(&clock)),
+            upstream_tokens: upstream_token::UpstreamTokens::new(
+                config.token_cache_entries,
+                Arc::clone(&clock),
+            ),
             config,
             store,
             verifier,
@@ -106,7 +112,10 @@ impl OAuthProvider {
     pub fn reconfigured(&self, config: OAuthConfig) -> Self {
         Self {
             validator: self.validator.reconfigured(&config),
-            upstream_tokens: upstream_token::UpstreamTokens::new(config.token_cache_entries),
+            upstream_tokens: upstream_token::UpstreamTokens::new(
+                config.token_cache_entries,
+                Arc::clone(&self.clock),
+            ),
             config,
             store: Arc::clone(&self.store),
             verifier: self.verifier.reconfigured(),

@@ -104,42 +104,113 @@ impl OAuthProvider {
         const ROUNDS: usize = 16;
         let ttl = self.config.refresh_token_ttl;
         for _ in 0..ROUNDS {
-            let tombstone = || {
-                serde_json::to_vec(&RefreshFamily::tombstone(self.now() + ttl.as_secs()))
-                    .map_err(|_| OAuthError::ServerError)
-            };
             let (key, raw) = self.family_record(family_id).await?;
-            let Some(raw) = raw else {
-                if self.store.put_if_absent(&key, &tombstone()?, ttl).await? {
-                    return Ok(());
-                }
-                continue;
-            };
-            let Ok(mut family) = serde_json::from_slice::<RefreshFamily>(&raw) else {
-                // Unreadable: nothing in it can be denied, but it must not be used again.
-                if self
-                    .store
-                    .compare_and_swap(&key, &raw, &tombstone()?, ttl)
-                    .await?
-                {
-                    return Ok(());
-                }
-                continue;
-            };
-            for issued in family.access_tokens() {
+            let step = decide_revocation(raw.as_deref(), self.now() + ttl.as_secs());
+            for issued in &step.deny {
                 self.deny_access_token(issued).await?;
             }
-            if family.revoked {
+            let Some(value) = step.write else {
                 return Ok(());
-            }
-            family.revoked = true;
-            let value = serde_json::to_vec(&family).map_err(|_| OAuthError::ServerError)?;
-            if self.store.compare_and_swap(&key, &raw, &value, ttl).await? {
+            };
+            let value = serde_json::to_vec(&value).map_err(|_| OAuthError::ServerError)?;
+            let written = match &raw {
+                None => self.store.put_if_absent(&key, &value, ttl).await?,
+                Some(raw) => self.store.compare_and_swap(&key, raw, &value, ttl).await?,
+            };
+            if written {
                 tracing::info!(family = %log_id(family_id), "refresh token family revoked");
                 return Ok(());
             }
         }
         tracing::warn!(family = %log_id(family_id), "refresh token family could not be revoked: it kept changing");
         Err(OAuthError::TemporarilyUnavailable)
+    }
+}
+
+/// One round of revoking a family: the access tokens to deny first, then the record to write
+/// in place of the one read (`None`: nothing left to write, it was already revoked).
+#[derive(Debug, PartialEq)]
+pub(crate) struct RevocationStep {
+    pub deny: Vec<IssuedTokens>,
+    pub write: Option<RefreshFamily>,
+}
+
+/// What revoking a family does with its record as read (`raw`; `None`: no record). A record
+/// that does not parse holds nothing to deny but must not be used again; one already revoked
+/// still has its tokens denied (a revocation may have stopped halfway).
+pub(crate) fn decide_revocation(raw: Option<&[u8]>, tombstone_until: u64) -> RevocationStep {
+    let family = raw.map(serde_json::from_slice::<RefreshFamily>);
+    match family {
+        None | Some(Err(_)) => RevocationStep {
+            deny: vec![],
+            write: Some(RefreshFamily::tombstone(tombstone_until)),
+        },
+        Some(Ok(family)) => RevocationStep {
+            deny: family.access_tokens().cloned().collect(),
+            write: (!family.revoked).then_some(RefreshFamily {
+                revoked: true,
+                ..family
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued(jti: &str) -> IssuedTokens {
+        IssuedTokens {
+            access_jti: jti.into(),
+            access_exp: 10,
+            ..IssuedTokens::default()
+        }
+    }
+
+    fn family(revoked: bool) -> RefreshFamily {
+        RefreshFamily {
+            client_id: "app".into(),
+            latest: issued("latest"),
+            earlier: vec![issued("earlier")],
+            revoked,
+            ..RefreshFamily::tombstone(99)
+        }
+    }
+
+    fn jtis(step: &RevocationStep) -> Vec<&str> {
+        step.deny.iter().map(|i| i.access_jti.as_str()).collect()
+    }
+
+    #[test]
+    fn revoking_denies_every_token_then_marks_the_record() {
+        let live = serde_json::to_vec(&family(false)).expect("json");
+        let step = decide_revocation(Some(&live), 500);
+        assert_eq!(jtis(&step), ["latest", "earlier"]);
+        let written = step.write.expect("marked");
+        assert!(written.revoked);
+        assert_eq!(
+            (written.client_id.as_str(), written.expires_at),
+            ("app", 99),
+            "kept as it was"
+        );
+    }
+
+    #[test]
+    fn a_revoked_family_is_denied_again_and_left_as_it_is() {
+        let revoked = serde_json::to_vec(&family(true)).expect("json");
+        let step = decide_revocation(Some(&revoked), 500);
+        assert_eq!(jtis(&step), ["latest", "earlier"]);
+        assert_eq!(step.write, None);
+    }
+
+    #[test]
+    fn no_record_or_an_unreadable_one_becomes_a_tombstone() {
+        for raw in [None, Some(&b"not json"[..]), Some(&b"{}"[..])] {
+            let step = decide_revocation(raw, 500);
+            assert!(step.deny.is_empty(), "{raw:?}");
+            let written = step.write.expect("tombstone");
+            assert!(written.revoked && written.current.is_empty());
+            assert_eq!(written.expires_at, 500);
+        }
     }
 }

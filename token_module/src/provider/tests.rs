@@ -49,12 +49,22 @@ fn env() -> Env {
 
 /// The demo configuration changed by `edit`.
 fn env_configured(edit: impl FnOnce(&mut OAuthConfig)) -> Env {
-    env_with(Arc::new(MemoryStore::new("test:")), edit)
+    let clock = Arc::new(ManualClock::new(START));
+    let store = Arc::new(MemoryStore::with_clock("test:", Arc::clone(&clock) as _));
+    env_on(store, clock, edit)
 }
 
 /// The demo configuration changed by `edit`, on `store`.
 fn env_with(store: Arc<dyn crate::store::Store>, edit: impl FnOnce(&mut OAuthConfig)) -> Env {
-    let clock = Arc::new(ManualClock::new(START));
+    env_on(store, Arc::new(ManualClock::new(START)), edit)
+}
+
+/// The demo configuration changed by `edit`, on `store`, at `clock`'s time.
+fn env_on(
+    store: Arc<dyn crate::store::Store>,
+    clock: Arc<ManualClock>,
+    edit: impl FnOnce(&mut OAuthConfig),
+) -> Env {
     let mut config = demo_config();
     edit(&mut config);
     let provider =
@@ -1009,3 +1019,4 @@ async fn consent_once_is_remembered_until_the_scopes_grow() {
     forged.extend([("csrf_token", "guess"), ("decision", "allow")]);
     assert_eq!(browser.authorize("POST", &forged).await.status, 403);
 }
+mod on_the_clock;

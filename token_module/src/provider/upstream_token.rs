@@ -3,17 +3,19 @@
 //! audience, signed in-process by the active key — nothing readable reaches the client, and
 //! the upstream checks a signature against the JWKS instead of calling introspection.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::OAuthProvider;
+use crate::cache::ExpiringCache;
+use crate::clock::SharedClock;
 use crate::crypto;
 use crate::error::OAuthError;
 use crate::validate::VerifiedToken;
 
 /// One upstream JWT of an access token: for `audience`, minted to live `ttl` seconds,
 /// expiring at `exp`.
+#[derive(Clone)]
 struct Minted {
     audience: String,
     ttl: u64,
@@ -24,15 +26,13 @@ struct Minted {
 /// Upstream JWTs by the `jti` of the access token they stand for (looked up without
 /// allocating; a token has one per audience and lifetime its routes ask for).
 pub(crate) struct UpstreamTokens {
-    entries: Mutex<HashMap<String, Vec<Minted>>>,
-    max_entries: usize,
+    entries: ExpiringCache<String, Arc<[Minted]>>,
 }
 
 impl UpstreamTokens {
-    pub(crate) fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, clock: SharedClock) -> Self {
         Self {
-            entries: Mutex::default(),
-            max_entries,
+            entries: ExpiringCache::new(max_entries, clock),
         }
     }
 }
@@ -57,14 +57,9 @@ impl OAuthProvider {
         let fresh = |m: &Minted| {
             m.audience == audience && m.ttl == ttl.as_secs() && m.exp > now + renew_before
         };
-        {
-            let map = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(minted) = map
-                .get(&token.jti)
-                .and_then(|all| all.iter().find(|m| fresh(m)))
-            {
-                return Ok(Arc::clone(&minted.jwt));
-            }
+        let held = cache.entries.get(&token.jti);
+        if let Some(minted) = held.as_ref().and_then(|all| all.iter().find(|m| fresh(m))) {
+            return Ok(Arc::clone(&minted.jwt));
         }
         let exp = (now + ttl.as_secs()).min(token.exp);
         let mut claims = serde_json::json!({
@@ -96,21 +91,24 @@ impl OAuthProvider {
             })?
             .into();
         if exp > now + renew_before {
-            let mut map = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() >= cache.max_entries {
-                map.retain(|_, all| all.iter().any(|m| m.exp > now));
-                if map.len() >= cache.max_entries {
-                    map.clear();
-                }
-            }
-            let all = map.entry(token.jti.clone()).or_default();
-            all.retain(|m| m.exp > now + renew_before);
+            // A token's list is replaced whole; two requests minting for one token at once
+            // may each keep only their own, which costs one more signing later.
+            let mut all: Vec<Minted> = held
+                .iter()
+                .flat_map(|all| all.iter())
+                .filter(|m| m.exp > now + renew_before)
+                .cloned()
+                .collect();
             all.push(Minted {
                 audience: audience.to_string(),
                 ttl: ttl.as_secs(),
                 jwt: Arc::clone(&jwt),
                 exp,
             });
+            let until = all.iter().map(|m| m.exp).max().unwrap_or(exp);
+            cache
+                .entries
+                .insert_until(token.jti.clone(), all.into(), until);
         }
         Ok(jwt)
     }

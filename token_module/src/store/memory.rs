@@ -5,22 +5,24 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{Store, StoreError};
+use crate::clock::{deadline, SharedClock, SystemClock};
 
 /// Expired entries are dropped lazily on access, and all of them every this many writes.
 const SWEEP_EVERY_WRITES: u64 = 4096;
 
 struct Entry {
     value: Vec<u8>,
-    expires_at: Instant,
+    /// Milliseconds since the epoch, by the store's clock.
+    expires_at: u64,
 }
 
 impl Entry {
-    fn live(&self, now: Instant) -> bool {
+    fn live(&self, now: u64) -> bool {
         self.expires_at > now
     }
 }
@@ -30,16 +32,27 @@ pub struct MemoryStore {
     prefix: String,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
     writes: Arc<AtomicU64>,
+    clock: SharedClock,
 }
 
 impl MemoryStore {
-    /// An empty store whose keys all start with `prefix`.
+    /// An empty store whose keys all start with `prefix`, on the system clock.
     pub fn new(prefix: &str) -> Self {
+        Self::with_clock(prefix, SystemClock::shared())
+    }
+
+    /// An empty store whose entries expire by `clock` (tests move it instead of sleeping).
+    pub fn with_clock(prefix: &str, clock: SharedClock) -> Self {
         Self {
             prefix: prefix.to_string(),
             entries: Arc::default(),
             writes: Arc::default(),
+            clock,
         }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_millis()
     }
 
     /// Another handle onto the same entries, with its own key prefix.
@@ -48,6 +61,7 @@ impl MemoryStore {
             prefix: prefix.to_string(),
             entries: Arc::clone(&self.entries),
             writes: Arc::clone(&self.writes),
+            clock: Arc::clone(&self.clock),
         }
     }
 
@@ -62,7 +76,7 @@ impl MemoryStore {
                 .fetch_add(1, Ordering::Relaxed)
                 .is_multiple_of(SWEEP_EVERY_WRITES)
         {
-            let now = Instant::now();
+            let now = self.now();
             map.retain(|_, e| e.live(now));
         }
         f(&mut map)
@@ -73,7 +87,7 @@ impl MemoryStore {
     }
 }
 
-fn live_value(map: &HashMap<String, Entry>, key: &str, now: Instant) -> Option<Vec<u8>> {
+fn live_value(map: &HashMap<String, Entry>, key: &str, now: u64) -> Option<Vec<u8>> {
     map.get(key)
         .filter(|e| e.live(now))
         .map(|e| e.value.clone())
@@ -83,7 +97,7 @@ fn live_value(map: &HashMap<String, Entry>, key: &str, now: Instant) -> Option<V
 impl Store for MemoryStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let key = self.key(key);
-        let expires_at = Instant::now() + ttl;
+        let expires_at = deadline(self.now(), ttl);
         self.with_entries(true, |m| {
             m.insert(
                 key,
@@ -103,7 +117,7 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(true, |m| {
             if m.get(&key).is_some_and(|e| e.live(now)) {
                 return false;
@@ -112,7 +126,7 @@ impl Store for MemoryStore {
                 key,
                 Entry {
                     value: value.to_vec(),
-                    expires_at: now + ttl,
+                    expires_at: deadline(now, ttl),
                 },
             );
             true
@@ -121,13 +135,13 @@ impl Store for MemoryStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(false, |m| live_value(m, &key, now)))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(false, |m| {
             m.remove(&key).filter(|e| e.live(now)).map(|e| e.value)
         }))
@@ -141,7 +155,7 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(true, |m| {
             if live_value(m, &key, now).as_deref() != Some(expected) {
                 return false;
@@ -150,7 +164,7 @@ impl Store for MemoryStore {
                 key,
                 Entry {
                     value: new.to_vec(),
-                    expires_at: now + ttl,
+                    expires_at: deadline(now, ttl),
                 },
             );
             true
@@ -159,7 +173,7 @@ impl Store for MemoryStore {
 
     async fn take_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(false, |m| {
             if live_value(m, &key, now).as_deref() != Some(expected) {
                 return false;
@@ -171,19 +185,19 @@ impl Store for MemoryStore {
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(false, |m| m.remove(&key).is_some_and(|e| e.live(now))))
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         Ok(self.with_entries(true, |m| {
             let current = live_value(m, &key, now)
                 .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok());
             let (count, expires_at) = match (current, m.get(&key)) {
                 (Some(n), Some(e)) => (n + 1, e.expires_at),
-                _ => (1, now + ttl),
+                _ => (1, deadline(now, ttl)),
             };
             m.insert(
                 key,
@@ -198,7 +212,7 @@ impl Store for MemoryStore {
 
     async fn decr(&self, key: &str) -> Result<(), StoreError> {
         let key = self.key(key);
-        let now = Instant::now();
+        let now = self.now();
         self.with_entries(false, |m| {
             let Some(entry) = m.get_mut(&key).filter(|e| e.live(now)) else {
                 return;

@@ -34,27 +34,10 @@ impl OAuthProvider {
         let record: CodeRecord = serde_json::from_slice(&raw).map_err(|_| invalid())?;
         // Checked before it is taken: a wrong client, redirect URI or verifier leaves the
         // code to its own client.
-        if record.client_id != client.client_id {
-            return Err(OAuthError::InvalidGrant(
-                "the authorization code was issued to another client".into(),
-            ));
-        }
-        match params.get("redirect_uri") {
-            Some(uri) if uri != record.redirect_uri => {
-                return Err(OAuthError::InvalidGrant(
-                    "redirect_uri does not match the authorization request".into(),
-                ))
-            }
-            None if record.redirect_uri_given => {
-                return Err(OAuthError::InvalidGrant(
-                    "redirect_uri is required: the authorization request named one".into(),
-                ))
-            }
-            _ => {}
-        }
-        verify_pkce(
-            record.code_challenge.as_deref(),
-            record.code_challenge_method.as_deref(),
+        check_redemption(
+            &record,
+            client,
+            params.get("redirect_uri"),
             params.get("code_verifier"),
         )?;
         // Taken only as it was checked: of concurrent redemptions exactly one gets it.
@@ -108,27 +91,91 @@ impl OAuthProvider {
         let Ok(redeemed) = serde_json::from_slice::<RedeemedCode>(&raw) else {
             return Ok(());
         };
-        if redeemed.client_id != client.client_id {
-            return Ok(());
-        }
-        let proven = match &redeemed.code_challenge {
-            Some(challenge) => verify_pkce(
-                Some(challenge),
-                redeemed.code_challenge_method.as_deref(),
-                verifier,
-            )
-            .is_ok(),
-            // Only a confidential client gets here authenticated.
-            None => !client.public,
-        };
-        if !proven {
-            tracing::warn!(client_id = %client.client_id, "authorization code replayed without proof of possession; nothing revoked");
-            return Ok(());
+        match decide_replay(&redeemed, client, verifier) {
+            Replay::Revoke => {}
+            Replay::AnotherClient => return Ok(()),
+            Replay::Unproven => {
+                tracing::warn!(client_id = %client.client_id, "authorization code replayed without proof of possession; nothing revoked");
+                return Ok(());
+            }
         }
         tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its tokens");
         self.revoke_issued(&redeemed.issued).await?;
         self.store.delete(&key).await?;
         Ok(())
+    }
+}
+
+/// Whether `client` may redeem the code `record` describes, with the request's
+/// `redirect_uri` and `verifier` (RFC 6749 4.1.3, RFC 7636 4.6). An error leaves the code to
+/// its own client.
+pub(crate) fn check_redemption(
+    record: &CodeRecord,
+    client: &Client,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    if record.client_id != client.client_id {
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code was issued to another client".into(),
+        ));
+    }
+    match redirect_uri {
+        Some(uri) if uri != record.redirect_uri => {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri does not match the authorization request".into(),
+            ))
+        }
+        None if record.redirect_uri_given => {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri is required: the authorization request named one".into(),
+            ))
+        }
+        _ => {}
+    }
+    verify_pkce(
+        record.code_challenge.as_deref(),
+        record.code_challenge_method.as_deref(),
+        verifier,
+    )
+}
+
+/// What a used code presented again does.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Its holder came back: revoke what it produced (RFC 6749 4.1.2).
+    Revoke,
+    /// Another client presented it: nothing revoked.
+    AnotherClient,
+    /// Its client, without the proof only the holder has: nothing revoked.
+    Unproven,
+}
+
+/// A replay may revoke only when it proves it comes from the code's holder (RFC 9700
+/// 2.1.1): the PKCE verifier when the code had a challenge, else the client's authentication,
+/// which a public client does not have.
+pub(crate) fn decide_replay(
+    redeemed: &RedeemedCode,
+    client: &Client,
+    verifier: Option<&str>,
+) -> Replay {
+    if redeemed.client_id != client.client_id {
+        return Replay::AnotherClient;
+    }
+    let proven = match &redeemed.code_challenge {
+        Some(challenge) => verify_pkce(
+            Some(challenge),
+            redeemed.code_challenge_method.as_deref(),
+            verifier,
+        )
+        .is_ok(),
+        // Only a confidential client gets here authenticated.
+        None => !client.public,
+    };
+    if proven {
+        Replay::Revoke
+    } else {
+        Replay::Unproven
     }
 }
 
@@ -166,3 +213,6 @@ fn verify_pkce(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,7 @@
 use crate::config::Client;
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::provider::issuance::Issued;
+use crate::provider::issuance::{resolve_scope, Issued};
 use crate::provider::OAuthProvider;
 use crate::records::Subject;
 
@@ -24,7 +24,7 @@ impl OAuthProvider {
             user_type: params.get("user_type").map(str::to_string),
             username: None,
         };
-        let scope = self.resolve_scope(client, params.get("scope"), None)?;
+        let scope = resolve_scope(client, params.get("scope"), None)?;
         let (access_token, record) = self
             .issue_access_token(client, &scope, Some(&subject), params.get("resource"))
             .await?;

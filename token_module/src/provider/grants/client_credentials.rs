@@ -3,7 +3,7 @@
 use crate::config::Client;
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::provider::issuance::Issued;
+use crate::provider::issuance::{resolve_scope, Issued};
 use crate::provider::OAuthProvider;
 
 impl OAuthProvider {
@@ -13,7 +13,7 @@ impl OAuthProvider {
         client: &Client,
         params: &Params,
     ) -> Result<Issued, OAuthError> {
-        let scope = self.resolve_scope(client, params.get("scope"), None)?;
+        let scope = resolve_scope(client, params.get("scope"), None)?;
         let (access_token, record) = self
             .issue_access_token(client, &scope, None, params.get("resource"))
             .await?;

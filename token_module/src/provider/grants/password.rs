@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::config::Client;
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::provider::issuance::Issued;
+use crate::provider::issuance::{resolve_scope, Issued};
 use crate::provider::OAuthProvider;
 use crate::records::Subject;
 
@@ -19,7 +19,7 @@ impl OAuthProvider {
     ) -> Result<Issued, OAuthError> {
         let username = params.require("username")?;
         let password = params.require("password")?;
-        let scope = self.resolve_scope(client, params.get("scope"), None)?;
+        let scope = resolve_scope(client, params.get("scope"), None)?;
         let Some(user) = self
             .authenticate_user(username, password, client_ip)
             .await?
