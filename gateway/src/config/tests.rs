@@ -116,7 +116,10 @@ fn set(doc: &mut Value, path: &str, value: Value) {
     }
 }
 
-type Edits<'a> = &'a [(&'a str, Value)];
+/// An edit of the base: the path of a key (`routes[1].tls.ca`) and its new value.
+type Edit = (&'static str, Value);
+
+type Edits<'a> = &'a [Edit];
 
 /// The base with `edits`, as the YAML text of a file (JSON is YAML).
 fn text(edits: Edits<'_>) -> String {
@@ -151,7 +154,7 @@ fn assert_refused<T>(
 /// A row of a refusal table: the base with `edits` is refused at `key`, with words
 /// `fragment` in the message.
 struct Refusal {
-    edits: Vec<(&'static str, Value)>,
+    edits: Vec<Edit>,
     key: &'static str,
     fragment: &'static str,
 }
@@ -167,7 +170,7 @@ fn under(path: &'static str, value: Value, key: &'static str, fragment: &'static
 }
 
 /// Several edits, refused at `key`.
-fn all(edits: Vec<(&'static str, Value)>, key: &'static str, fragment: &'static str) -> Refusal {
+fn all(edits: Vec<Edit>, key: &'static str, fragment: &'static str) -> Refusal {
     Refusal {
         edits,
         key,

@@ -31,7 +31,7 @@ fn a_route_keeps_what_did_not_change() {
     let fixture = Fixture::new();
     let first = fixture.build(&[], None).expect("built");
     // (what, edits, balancer kept, rate limit kept)
-    let rows: Vec<(&str, Vec<(&str, Value)>, bool, bool)> = vec![
+    let rows: Vec<(&str, Vec<Edit>, bool, bool)> = vec![
         ("nothing changed", vec![], true, true),
         (
             "a timeout",

@@ -46,7 +46,7 @@ fn the_same_file_changes_nothing() {
 #[test]
 fn what_each_edit_reports() {
     let user = json!([{"username": "ann", "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}]);
-    let rows: Vec<(&str, Vec<(&str, Value)>, Vec<&str>)> = vec![
+    let rows: Vec<(&str, Vec<Edit>, Vec<&str>)> = vec![
         (
             "a route's timeout",
             vec![("routes[1].read_timeout_ms", json!(5))],
