@@ -4,9 +4,11 @@
 //! whole life: it sees the old or the new configuration, never a mix.
 //!
 //! A reload (SIGHUP, `POST /reload` on the admin listener, `tollgate reload`) runs the file
-//! through exactly the `--check` validation; a file that fails changes nothing. Settings that
-//! only a new process can take (listeners, the store, threads, the admin address) are reported
-//! as waiting for the next upgrade, and everything else is applied.
+//! through exactly what `--check` runs, validation and then build, the build carrying state
+//! over from the snapshot in force (`config::Previous`); a file that fails changes nothing.
+//! What changed is found by comparing the two validated configurations (`config::diff`).
+//! Settings that only a new process can take (listeners, the store, threads, the admin
+//! address) are reported as waiting for the next upgrade, and everything else is applied.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
