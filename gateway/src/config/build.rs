@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use token_module::OAuthConfig;
 
-use super::{AdminToken, ConfigError, GatewayConfig, RateLimitSettings, ValidConfig};
+use super::{AdminToken, ConfigError, GatewayConfig, OAuthSection, RateLimitSettings, ValidConfig};
 use crate::access_log::Destination;
 use crate::balancer::Resolver;
 use crate::rate_limit::RateLimit;
@@ -178,7 +178,7 @@ impl Builder<'_> {
     /// The OAuth section, validated and loaded by token_module, and what it learns from the
     /// route table: the routes' audiences (accepted as `resource`) and scopes (discovery).
     fn oauth(&self) -> Result<Option<OAuthConfig>, ConfigError> {
-        let Some(section) = &self.valid.oauth else {
+        let Some(OAuthSection(section)) = &self.valid.oauth else {
             return Ok(None);
         };
         // `issuer` is always set: validation put the default there.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use token_module::config::file::{self, OAuth};
 
-use super::{RouteSettings, ValidConfig};
+use super::{OAuthSection, RouteSettings, ValidConfig};
 
 /// The entries of one named section that changed.
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
@@ -117,17 +117,17 @@ fn routes(c: &ValidConfig) -> BTreeMap<String, &RouteSettings> {
 }
 
 fn clients(c: &ValidConfig) -> BTreeMap<String, &file::Client> {
-    let clients = c.oauth.iter().flat_map(|o| &o.clients);
+    let clients = c.oauth.iter().flat_map(|o| &o.0.clients);
     clients.map(|c| (c.client_id.clone(), c)).collect()
 }
 
 fn users(c: &ValidConfig) -> BTreeMap<String, &file::User> {
-    let users = c.oauth.iter().flat_map(|o| &o.users);
+    let users = c.oauth.iter().flat_map(|o| &o.0.users);
     users.map(|u| (u.username.clone(), u)).collect()
 }
 
 fn keys(c: &ValidConfig) -> BTreeMap<String, &file::Key> {
-    let keys = c.oauth.iter().flat_map(|o| &o.keys);
+    let keys = c.oauth.iter().flat_map(|o| &o.0.keys);
     keys.map(|k| (k.kid.clone(), k)).collect()
 }
 
@@ -162,7 +162,7 @@ fn named<T: PartialEq>(old: &BTreeMap<String, T>, new: &BTreeMap<String, T>) -> 
 /// The `oauth` section without its named entries (keys, clients, users: compared one by
 /// one).
 fn oauth_settings(config: &ValidConfig) -> Option<OAuth> {
-    config.oauth.clone().map(|mut oauth| {
+    config.oauth.clone().map(|OAuthSection(mut oauth)| {
         oauth.keys.clear();
         oauth.clients.clear();
         oauth.users.clear();

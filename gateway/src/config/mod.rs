@@ -85,10 +85,7 @@ pub struct ValidConfig {
     pub store: StoreSettings,
     /// In file order.
     pub routes: Vec<RouteSettings>,
-    /// The `oauth` section as the file has it, its `issuer` settled (the default comes from
-    /// the listeners). token_module validates it when the configuration is built, reading
-    /// the signing keys in the same pass.
-    pub oauth: Option<token_module::config::file::OAuth>,
+    pub oauth: Option<OAuthSection>,
     pub bearer: BearerSettings,
     /// The rate limit of the OAuth endpoints.
     pub oauth_rate_limit: Option<RateLimitSettings>,
@@ -270,6 +267,27 @@ pub struct UpstreamTlsSettings {
     pub sni: Option<String>,
     pub verify: bool,
     pub ca: Option<PathBuf>,
+}
+
+/// The `oauth` section as the file has it, its `issuer` settled (the default comes from the
+/// listeners). token_module validates the rest when the configuration is built, reading the
+/// signing keys in the same pass. Its `Debug` names clients and users but leaves out their
+/// secret and password hashes.
+#[derive(Clone, PartialEq)]
+pub struct OAuthSection(pub token_module::config::file::OAuth);
+
+impl fmt::Debug for OAuthSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let oauth = &self.0;
+        let clients: Vec<&String> = oauth.clients.iter().map(|c| &c.client_id).collect();
+        let users: Vec<&String> = oauth.users.iter().map(|u| &u.username).collect();
+        f.debug_struct("OAuthSection")
+            .field("issuer", &oauth.issuer)
+            .field("keys", &oauth.keys)
+            .field("clients", &clients)
+            .field("users", &users)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated rate limit; build gives it counters.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use token_module::StoreUrl;
 
 use super::{
-    file, AdminSettings, BearerSettings, ConfigError, Listener, StoreSettings, ValidConfig,
-    STORE_URL_ENV,
+    file, AdminSettings, BearerSettings, ConfigError, Listener, OAuthSection, StoreSettings,
+    ValidConfig, STORE_URL_ENV,
 };
 use crate::identity::{IdentityHeader, IdentityHeaders};
 
@@ -47,7 +47,7 @@ pub fn validate(
         oauth
             .issuer
             .get_or_insert_with(|| default_issuer(&listeners));
-        oauth
+        OAuthSection(oauth)
     });
     if oauth.is_none() {
         if let Some(i) = routes.iter().position(|r| r.auth.is_some()) {

@@ -48,7 +48,7 @@ fn the_base_is_valid_without_any_of_its_files() {
         (limit.policy.as_str(), limit.window),
         ("pets", Duration::from_secs(1))
     );
-    let oauth = valid.oauth.as_ref().expect("oauth");
+    let oauth = &valid.oauth.as_ref().expect("oauth").0;
     assert_eq!(
         oauth.issuer.as_deref(),
         Some("http://localhost:6882"),
@@ -84,6 +84,30 @@ fn validation_leaves_names_and_files_alone() {
     assert_eq!(
         valid.server.access_log,
         Destination::File("/nonexistent/tollgate/no/such/dir/access.log".into())
+    );
+}
+
+/// Secret and password hashes stay out of `Debug` (a validated configuration lives as long
+/// as its snapshot).
+#[test]
+fn debug_output_leaves_out_hashes() {
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    let edits = [
+        ("oauth.clients[0].public", json!(false)),
+        ("oauth.clients[0].secret_hash", json!(hash)),
+        (
+            "oauth.users",
+            json!([{"username": "ann", "password_hash": hash}]),
+        ),
+    ];
+    let shown = format!(
+        "{:?}",
+        validated(Path::new(NOWHERE), &edits).expect("valid")
+    );
+    assert!(!shown.contains("argon2id"), "{shown}");
+    assert!(
+        shown.contains("clients: [\"c\"]") && shown.contains("users: [\"ann\"]"),
+        "{shown}"
     );
 }
 
