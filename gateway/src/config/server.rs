@@ -46,12 +46,8 @@ impl Validator<'_> {
         }
         let request_limits = self.request_limits(&s)?;
         let connection_timeouts = self.connection_timeouts(&s)?;
-        let header = match s.forwarded_header {
-            file::ForwardedHeader::XForwardedFor => ForwardedHeader::XForwardedFor,
-            file::ForwardedHeader::Forwarded => ForwardedHeader::Forwarded,
-        };
-        let trusted_proxies = TrustedProxies::parse(&s.trusted_proxies, header)
-            .map_err(|e| self.err("server.trusted_proxies", e))?;
+        let trusted_proxies = self.trusted_proxies(&s)?;
+        let path_rules = path_rules(&s);
         let upstream_forwarded = match s.upstream_forwarded_header {
             file::UpstreamForwardedHeader::XForwardedFor => UpstreamForwarded::XForwardedFor,
             file::UpstreamForwardedHeader::Forwarded => UpstreamForwarded::Forwarded,
@@ -87,18 +83,17 @@ impl Validator<'_> {
                 file::PathCase::Sensitive => PathCase::Sensitive,
                 file::PathCase::Insensitive => PathCase::Insensitive,
             },
-            path_rules: PathRules {
-                merge_slashes: s.merge_slashes,
-                escaped_slashes: match s.escaped_slashes {
-                    file::EscapedSlashes::Reject => EscapedSlashes::Reject,
-                    file::EscapedSlashes::Keep => EscapedSlashes::Keep,
-                },
-                path_parameters: match s.path_parameters {
-                    file::PathParameters::Reject => PathParameters::Reject,
-                    file::PathParameters::Keep => PathParameters::Keep,
-                },
-            },
+            path_rules,
         })
+    }
+
+    fn trusted_proxies(&self, s: &file::Server) -> Result<TrustedProxies, ConfigError> {
+        let header = match s.forwarded_header {
+            file::ForwardedHeader::XForwardedFor => ForwardedHeader::XForwardedFor,
+            file::ForwardedHeader::Forwarded => ForwardedHeader::Forwarded,
+        };
+        TrustedProxies::parse(&s.trusted_proxies, header)
+            .map_err(|e| self.err("server.trusted_proxies", e))
     }
 
     fn request_limits(&self, s: &file::Server) -> Result<RequestLimits, ConfigError> {
@@ -126,5 +121,19 @@ impl Validator<'_> {
             keepalive: Duration::from_millis(s.keepalive_timeout_ms),
             body: Duration::from_millis(s.body_timeout_ms),
         })
+    }
+}
+
+fn path_rules(s: &file::Server) -> PathRules {
+    PathRules {
+        merge_slashes: s.merge_slashes,
+        escaped_slashes: match s.escaped_slashes {
+            file::EscapedSlashes::Reject => EscapedSlashes::Reject,
+            file::EscapedSlashes::Keep => EscapedSlashes::Keep,
+        },
+        path_parameters: match s.path_parameters {
+            file::PathParameters::Reject => PathParameters::Reject,
+            file::PathParameters::Keep => PathParameters::Keep,
+        },
     }
 }
