@@ -358,12 +358,15 @@ impl Balancer {
         Some((addr, sni))
     }
 
-    /// Whether `other` finds and judges the same upstreams the same way (a reload then
-    /// keeps this one, with its health state).
-    pub fn same_as(&self, other: &Balancer) -> bool {
-        self.upstreams == other.upstreams
-            && self.settings == other.settings
-            && self.nameserver == other.nameserver
+    /// Whether this balancer finds and judges `upstreams` as `settings` say, asking
+    /// `nameserver` (a reload then keeps it, with its health state).
+    pub fn is_built_from(
+        &self,
+        upstreams: &[UpstreamName],
+        settings: &BalancerSettings,
+        nameserver: Option<SocketAddr>,
+    ) -> bool {
+        self.upstreams == upstreams && self.settings == *settings && self.nameserver == nameserver
     }
 
     /// How many addresses the route has now.

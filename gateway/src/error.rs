@@ -122,28 +122,6 @@ impl GatewayError {
     }
 }
 
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("store: {0}")]
-    Store(#[from] token_module::StoreError),
-    #[error("oauth: {0}")]
-    OAuth(#[from] token_module::secrets::SecretError),
-    #[error("{0}")]
-    Config(#[from] crate::live::ReloadError),
-    /// A directory the server needs could not be made.
-    #[error("{0}")]
-    Setup(String),
-    #[error("{file}: TLS for {address}: {message}")]
-    Tls {
-        file: String,
-        address: String,
-        message: String,
-    },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use pingora::http::RequestHeader;
 use token_module::VerifiedToken;
 
 /// The configured identity header names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityHeaders {
     pub user_id: IdentityHeader,
     pub user_type: IdentityHeader,
@@ -15,7 +15,7 @@ pub struct IdentityHeaders {
 }
 
 /// One identity header's name: to match (lower case) and as the upstream gets it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityHeader {
     name: HeaderName,
     /// As configured (`X-Client-Id`): Pingora writes these bytes as they are, where an

@@ -39,7 +39,6 @@ use token_module::Store;
 use crate::admin::AdminApp;
 use crate::config::{GatewayConfig, ServerSettings, STORE_URL_ENV};
 use crate::connection::{EdgeApp, ListenerCap};
-use crate::error::ServeError;
 use crate::live::{DrainOnStop, HealthService, Live, LogLevelSetter, OperatorSignals};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
@@ -181,7 +180,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let set_log_level = init_logging(&config.server);
+    let set_log_level = init_logging(&config.valid.server);
     let start = Start {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
@@ -230,6 +229,28 @@ pub struct Start {
     pub daemon: bool,
 }
 
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("store: {0}")]
+    Store(#[from] token_module::StoreError),
+    #[error("oauth: {0}")]
+    OAuth(#[from] token_module::secrets::SecretError),
+    #[error("{0}")]
+    Config(#[from] crate::live::ReloadError),
+    /// A directory the server needs could not be made.
+    #[error("{0}")]
+    Setup(String),
+    #[error("{file}: TLS for {address}: {message}")]
+    Tls {
+        file: String,
+        address: String,
+        message: String,
+    },
+}
+
 /// Creates the directory of `file` (the upgrade socket, the pid file) when it is missing,
 /// readable and writable by this user only.
 fn private_dir(file: &std::path::Path) -> Result<(), ServeError> {
@@ -253,26 +274,27 @@ pub fn serve(
     start: Start,
     set_log_level: Option<LogLevelSetter>,
 ) -> Result<std::convert::Infallible, ServeError> {
-    for file in [&config.server.upgrade_sock, &config.server.pid_file] {
+    let valid = &config.valid;
+    for file in [&valid.server.upgrade_sock, &valid.server.pid_file] {
         private_dir(file)?;
     }
     let metrics = Arc::new(Metrics::new()?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::open(
-        &config.store,
+        &valid.store,
         metrics.store_errors.clone(),
     )?);
 
     let server_conf = ServerConf {
-        threads: config.server.threads,
-        upgrade_sock: config.server.upgrade_sock.to_string_lossy().into_owned(),
-        pid_file: config.server.pid_file.to_string_lossy().into_owned(),
-        error_log: config
+        threads: valid.server.threads,
+        upgrade_sock: valid.server.upgrade_sock.to_string_lossy().into_owned(),
+        pid_file: valid.server.pid_file.to_string_lossy().into_owned(),
+        error_log: valid
             .server
             .error_log
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
-        grace_period_seconds: Some(config.server.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
+        grace_period_seconds: Some(valid.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(valid.server.graceful_shutdown_timeout.as_secs()),
         // Every timeout on tokio's timer wheel, not Pingora's "fast" timers: each proxied
         // request waits for its upstream under a read timeout, and with one worker thread the
         // wheel costs about 2,000 instructions per request less than the fast timers'
@@ -288,11 +310,11 @@ pub fn serve(
     let mut server = Server::new_with_opt_and_conf(Some(opt), server_conf);
     server.bootstrap();
 
-    let listeners = config.listeners.clone();
-    let admin_address = config.admin;
+    let listeners = valid.listeners.clone();
+    let admin_address = valid.admin.address;
     let admin_token = config.admin_token.clone();
-    let source = config.source.clone();
-    let store_url = format!("{:?}", config.store.url);
+    let source = valid.source.clone();
+    let store_url = format!("{:?}", valid.store.url);
     let live = Arc::new(Live::new(
         config,
         Arc::clone(&store),

@@ -4,9 +4,11 @@
 //! whole life: it sees the old or the new configuration, never a mix.
 //!
 //! A reload (SIGHUP, `POST /reload` on the admin listener, `tollgate reload`) runs the file
-//! through exactly the `--check` validation; a file that fails changes nothing. Settings that
-//! only a new process can take (listeners, the store, threads, the admin address) are reported
-//! as waiting for the next upgrade, and everything else is applied.
+//! through exactly what `--check` runs, validation and then build, the build carrying state
+//! over from the snapshot in force (`config::Previous`); a file that fails changes nothing.
+//! What changed is found by comparing the two validated configurations (`config::diff`).
+//! Settings that only a new process can take (listeners, the store, threads, the admin
+//! address) are reported as waiting for the next upgrade, and everything else is applied.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +22,10 @@ use token_module::{OAuthProvider, Store};
 
 use crate::access_log::AccessLog;
 use crate::client_address::TrustedProxies;
+use crate::config::diff::{diff, Changes};
 use crate::config::{
-    BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, RequestLimits, STORE_URL_ENV,
+    BearerSettings, ConfigError, ConnectionTimeouts, GatewayConfig, Previous, RequestLimits,
+    ValidConfig, STORE_URL_ENV,
 };
 use crate::forwarding::UpstreamForwarded;
 use crate::metrics::Metrics;
@@ -46,7 +50,18 @@ pub struct Snapshot {
     pub store: Arc<dyn Store>,
     pub access_log: AccessLog,
     pub oauth: Option<OAuthEndpoints>,
-    summary: Summary,
+    /// What this snapshot was built from (the next reload compares its file with it).
+    valid: ValidConfig,
+}
+
+impl Snapshot {
+    /// The state this configuration hands on to the next one built.
+    fn previous(&self) -> Previous<'_> {
+        Previous {
+            routes: &self.routes,
+            oauth_rate_limit: self.oauth_rate_limit.as_ref(),
+        }
+    }
 }
 
 /// Sets the process's log filter (`server.log_level`).
@@ -84,14 +99,6 @@ pub struct ReloadReport {
     pub needs_upgrade: Vec<&'static str>,
 }
 
-/// The entries of one named section that changed.
-#[derive(Debug, Default, Serialize)]
-pub struct Changes {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub changed: Vec<String>,
-}
-
 /// Why a reload was refused (the running configuration stays).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -103,172 +110,6 @@ pub enum ReloadError {
     Load(String),
 }
 
-/// A configuration boiled down to what a diff compares: named entries and settings as text.
-#[derive(Debug, Default)]
-struct Summary {
-    /// `routes`, `clients`, `users`, `keys`: name → description.
-    named: BTreeMap<&'static str, BTreeMap<String, String>>,
-    /// Settings applied by a reload.
-    settings: BTreeMap<&'static str, String>,
-    /// Settings only a new process applies.
-    fixed: BTreeMap<&'static str, String>,
-}
-
-fn summarize(config: &GatewayConfig) -> Summary {
-    let mut s = Summary::default();
-    let routes = config
-        .routes
-        .iter()
-        .map(|r| (r.name.clone(), r.describe()))
-        .collect();
-    s.named.insert("routes", routes);
-    if let Some(oauth) = &config.oauth {
-        let clients = oauth
-            .clients
-            .iter()
-            .map(|(id, c)| {
-                let secret = c.secret_hash.as_ref().map(|h| h.fingerprint());
-                (id.clone(), format!("{c:?} secret={secret:?}"))
-            })
-            .collect();
-        let users = oauth
-            .users
-            .iter()
-            .map(|(name, u)| {
-                let password = u.password_hash.fingerprint();
-                (name.clone(), format!("{u:?} password={password}"))
-            })
-            .collect();
-        let active = oauth.keys.active().kid.clone();
-        let keys = oauth
-            .keys
-            .iter()
-            .map(|k| {
-                let role = if k.kid == active {
-                    "active"
-                } else {
-                    "verify-only"
-                };
-                (k.kid.clone(), format!("{k:?} {role} {:?}", k.public_jwk))
-            })
-            .collect();
-        s.named.insert("clients", clients);
-        s.named.insert("users", users);
-        s.named.insert("keys", keys);
-        s.settings.insert(
-            "oauth",
-            format!(
-                "issuer={} paths={:?} ttls={:?} leeway={:?} caches={}/{:?} body={} brute_force={}/{}/{:?}/{:?}",
-                oauth.issuer,
-                (&oauth.token_path, &oauth.authorize_path, &oauth.jwks_path, &oauth.revoke_path, &oauth.introspect_path, &oauth.userinfo_path),
-                (oauth.code_ttl, oauth.refresh_token_ttl, oauth.id_token_ttl),
-                oauth.leeway,
-                oauth.token_cache_entries,
-                oauth.denylist_cache,
-                oauth.max_body_bytes,
-                oauth.max_failures,
-                oauth.account_max_failures,
-                oauth.max_failure_delay,
-                oauth.failure_window,
-            ),
-        );
-    }
-    let server = &config.server;
-    for (key, value) in [
-        ("bearer", format!("{:?}", config.bearer)),
-        ("oauth_rate_limit", format!("{:?}", config.oauth_rate_limit)),
-        ("server.log_level", server.log_level.clone()),
-        ("server.path_rules", format!("{:?}", server.path_rules)),
-        ("server.path_case", format!("{:?}", server.path_case)),
-        (
-            "server.request_limits",
-            format!("{:?}", server.request_limits),
-        ),
-        (
-            "server.connection_timeouts",
-            format!("{:?}", server.connection_timeouts),
-        ),
-        ("server.access_log", format!("{:?}", server.access_log)),
-        (
-            "server.trusted_proxies",
-            format!("{:?}", server.trusted_proxies),
-        ),
-        (
-            "server.upstream_forwarded_header",
-            format!("{:?}", server.upstream_forwarded),
-        ),
-    ] {
-        s.settings.insert(key, value);
-    }
-    for (key, value) in [
-        ("listeners", format!("{:?}", config.listeners)),
-        ("admin.address", format!("{:?}", config.admin)),
-        ("store", format!("{:?}", config.store)),
-        ("server.threads", server.threads.to_string()),
-        ("server.log_format", server.log_json.to_string()),
-        (
-            "server.grace_period_seconds",
-            format!("{:?}", server.grace_period),
-        ),
-        (
-            "server.graceful_shutdown_timeout_seconds",
-            format!("{:?}", server.graceful_shutdown_timeout),
-        ),
-        ("server.upgrade_sock", format!("{:?}", server.upgrade_sock)),
-        ("server.pid_file", format!("{:?}", server.pid_file)),
-        ("server.error_log", format!("{:?}", server.error_log)),
-    ] {
-        s.fixed.insert(key, value);
-    }
-    s
-}
-
-fn diff_named(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Changes {
-    let mut changes = Changes::default();
-    for (name, description) in new {
-        match old.get(name) {
-            None => changes.added.push(name.clone()),
-            Some(before) if before != description => changes.changed.push(name.clone()),
-            Some(_) => {}
-        }
-    }
-    changes.removed = old
-        .keys()
-        .filter(|name| !new.contains_key(*name))
-        .cloned()
-        .collect();
-    changes
-}
-
-fn diff(old: &Summary, new: &Summary, generation: u64) -> ReloadReport {
-    let empty = BTreeMap::new();
-    let mut changed = BTreeMap::new();
-    for section in ["routes", "clients", "users", "keys"] {
-        let changes = diff_named(
-            old.named.get(section).unwrap_or(&empty),
-            new.named.get(section).unwrap_or(&empty),
-        );
-        if !(changes.added.is_empty() && changes.removed.is_empty() && changes.changed.is_empty()) {
-            changed.insert(section, changes);
-        }
-    }
-    let differs = |a: &BTreeMap<&'static str, String>, b: &BTreeMap<&'static str, String>| {
-        a.keys()
-            .chain(b.keys())
-            .copied()
-            .filter(|k| a.get(k) != b.get(k))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-    };
-    ReloadReport {
-        generation,
-        changed,
-        settings: differs(&old.settings, &new.settings),
-        needs_upgrade: differs(&old.fixed, &new.fixed),
-    }
-}
-
 impl SnapshotBuilder {
     /// Builds a snapshot; the OAuth provider is derived from `previous` when there is one (it
     /// shares the store and the metric counters).
@@ -278,8 +119,14 @@ impl SnapshotBuilder {
         generation: u64,
         previous: Option<&OAuthEndpoints>,
     ) -> Result<Snapshot, ReloadError> {
-        let summary = summarize(&config);
-        let oauth = match config.oauth {
+        let GatewayConfig {
+            valid,
+            routes,
+            oauth,
+            oauth_rate_limit,
+            admin_token: _,
+        } = config;
+        let oauth = match oauth {
             None => None,
             Some(oauth_config) => {
                 let provider = match previous {
@@ -297,26 +144,28 @@ impl SnapshotBuilder {
                 })
             }
         };
-        Ok(Snapshot {
-            generation,
-            routes: config.routes,
-            bearer: config.bearer,
-            path_rules: config.server.path_rules,
-            request_limits: config.server.request_limits,
-            connection_timeouts: config.server.connection_timeouts,
-            trusted_proxies: config.server.trusted_proxies,
-            upstream_forwarded: config.server.upstream_forwarded,
-            oauth_rate_limit: config.oauth_rate_limit,
-            store: Arc::clone(&self.store),
-            access_log: AccessLog::open(config.server.access_log.clone(), config.server.log_json)
-                .map_err(|e| {
+        let server = &valid.server;
+        let access_log =
+            AccessLog::open(server.access_log.clone(), server.log_json).map_err(|e| {
                 ReloadError::Load(format!(
                     "server.access_log: cannot open {:?}: {e}",
-                    config.server.access_log
+                    server.access_log
                 ))
-            })?,
+            })?;
+        Ok(Snapshot {
+            generation,
+            routes,
+            bearer: valid.bearer.clone(),
+            path_rules: server.path_rules,
+            request_limits: server.request_limits,
+            connection_timeouts: server.connection_timeouts,
+            trusted_proxies: server.trusted_proxies.clone(),
+            upstream_forwarded: server.upstream_forwarded,
+            oauth_rate_limit,
+            store: Arc::clone(&self.store),
+            access_log,
             oauth,
-            summary,
+            valid,
         })
     }
 }
@@ -334,7 +183,7 @@ impl Live {
             metrics,
             mirrored: AtomicBool::new(false),
         };
-        let source = config.source.clone();
+        let source = config.valid.source.clone();
         let first = builder.build(config, 1, None)?;
         builder.metrics.config_generation.set(1);
         Ok(Self {
@@ -397,32 +246,32 @@ impl Live {
 
     async fn try_reload(&self) -> Result<ReloadReport, ReloadError> {
         let source = self.source.clone();
-        // Reading the file and resolving upstream names block: keep them off the event loop.
+        let current = self.current.load_full();
+        let in_force = Arc::clone(&current);
+        // Reading files and resolving upstream names block: keep them off the event loop.
         let loaded = tokio::task::spawn_blocking(move || {
             let store_override = std::env::var(STORE_URL_ENV).ok().filter(|s| !s.is_empty());
-            GatewayConfig::load(&source, store_override.as_deref())
+            let valid = ValidConfig::load(&source, store_override.as_deref())?;
+            GatewayConfig::build(&valid, Some(in_force.previous()))
         })
         .await
         .map_err(|e| ReloadError::Load(e.to_string()))??;
-        let mut loaded = loaded;
-        let current = self.current.load_full();
-        loaded.routes.adopt_state(&current.routes);
-        if let (Some(kept), Some(new)) = (&current.oauth_rate_limit, &loaded.oauth_rate_limit) {
-            if kept.same_as(new) {
-                loaded.oauth_rate_limit = Some(Arc::clone(kept));
-            }
-        }
-        let log_level = loaded.server.log_level.clone();
+        let changes = diff(&current.valid, &loaded.valid);
+        let log_level = loaded.valid.server.log_level.clone();
         let generation = current.generation + 1;
         let next = self
             .builder
             .build(loaded, generation, current.oauth.as_ref())?;
-        let report = diff(&current.summary, &next.summary, generation);
-        if report.settings.contains(&"server.log_level") {
+        if changes.settings.contains(&"server.log_level") {
             self.apply_log_level(&log_level);
         }
         self.current.store(Arc::new(next));
-        Ok(report)
+        Ok(ReloadReport {
+            generation,
+            changed: changes.changed,
+            settings: changes.settings,
+            needs_upgrade: changes.needs_upgrade,
+        })
     }
 
     /// `RUST_LOG`, when set, wins over the file, as it does at start.

@@ -15,7 +15,7 @@ use crate::rate_limit::RateLimit;
 pub use crate::balancer::UpstreamTls;
 
 /// Bearer-token requirements of a route, checked in the proxy's request filter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteAuth {
     /// Without a token the request is refused; with `false` a token is optional (checked
     /// when present).
@@ -93,27 +93,6 @@ pub struct Route {
 }
 
 impl Route {
-    /// Everything that defines the route, as text (the round-robin cursor left out): two
-    /// configurations' routes differ exactly when these differ.
-    pub fn describe(&self) -> String {
-        let tls = self.tls.as_ref().map(|t| (&t.sni, t.verify, t.ca_pool_key));
-        format!(
-            "{} host={:?} methods={:?} upstreams={:?} tls={tls:?} retry_idempotent={} timeouts={:?}/{:?}/{:?} auth={:?} rate_limit={:?} cors={:?} keep_headers={:?}",
-            self.path_prefix,
-            self.host,
-            self.methods,
-            self.balancer,
-            self.retry_idempotent,
-            self.connect_timeout,
-            self.read_timeout,
-            self.write_timeout,
-            self.auth,
-            self.rate_limit,
-            self.cors,
-            self.keep_headers,
-        )
-    }
-
     /// Whether the route takes a request for `path` with `method` from `host` (asked only
     /// of a route that names a host), its path compared by `compare`.
     fn matches<'h>(
@@ -284,28 +263,6 @@ impl RouteTable {
 
     pub fn len(&self) -> usize {
         self.routes.len()
-    }
-
-    /// Keeps the state of `old` routes of the same name where it still applies: the
-    /// balancer (so a reload does not forget that an upstream is down) when the upstreams are
-    /// found and judged the same way, the rate limit (and its counts) when it is the same.
-    pub fn adopt_state(&mut self, old: &RouteTable) {
-        for route in &mut self.routes {
-            let Some(before) = old.routes.iter().find(|o| o.name == route.name) else {
-                continue;
-            };
-            let Some(route) = Arc::get_mut(route) else {
-                continue;
-            };
-            if before.balancer.same_as(&route.balancer) {
-                route.balancer = Arc::clone(&before.balancer);
-            }
-            if let (Some(kept), Some(new)) = (&before.rate_limit, &route.rate_limit) {
-                if kept.same_as(new) {
-                    route.rate_limit = Some(Arc::clone(kept));
-                }
-            }
-        }
     }
 
     /// The routes, best match first.

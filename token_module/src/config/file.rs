@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth {
     /// Public base URL of the gateway; the OpenID issuer. Default: none.
@@ -95,7 +95,7 @@ fn default_token_type() -> String {
     "Bearer".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Endpoints {
     /// Default: `/oauth2/token`.
@@ -129,7 +129,7 @@ impl Default for Endpoints {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BruteForce {
     /// Failed client authentications or password logins allowed per (client_id or
@@ -157,7 +157,7 @@ impl Default for BruteForce {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
     /// The `kid` header of tokens it signs. Required.
@@ -176,7 +176,7 @@ fn default_algorithm() -> String {
     "RS256".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Client {
     /// Required.
@@ -270,7 +270,7 @@ fn default_token_profile() -> String {
     "rfc9068".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Login name. Required.
