@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) Tollgate needs and a fresh Debian/Ubuntu
 # machine may lack: cmake and a C toolchain for the crypto crates; redis-server and redis-cli,
-# and Chromium with chromedriver (the sign-in page's browser tests) for the tests, and cargo-deny
-# (scripts/deny.sh) for CI. Installs nothing that is already there.
+# and Chromium with chromedriver (the sign-in page's browser tests) for the tests. Installs
+# nothing that is already there.
 set -euo pipefail
 
 need=()
@@ -14,6 +14,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+  # scripts/import-cycles.py, which CI runs.
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -27,10 +29,4 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
-fi
-
-# A build from source: about 17 minutes on two shared cores.
-if [ "${1:-}" = "--test" ] && ! cargo deny --version >/dev/null 2>&1; then
-  echo "setup: installing cargo-deny" >&2
-  cargo install --locked cargo-deny --version 0.20.2
 fi
