@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::oauth::*;
 use common::{client, raw_request};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
