@@ -63,11 +63,20 @@ fn host_is_own(host: &str, port: u16) -> bool {
     named && given_port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p == port))
 }
 
-fn refusal(status: StatusCode, error: &str, description: &str) -> Response<Vec<u8>> {
-    json(
-        status,
-        serde_json::json!({"error": error, "error_description": description}),
-    )
+/// An error, as the error module writes every one the gateway answers itself.
+fn error(e: GatewayError) -> Response<Vec<u8>> {
+    let written = e.into_response();
+    let mut resp = Response::new(written.body);
+    *resp.status_mut() = StatusCode::from_u16(written.status).unwrap_or(StatusCode::BAD_REQUEST);
+    for (name, value) in written.headers {
+        if let Ok(value) = value.parse() {
+            resp.headers_mut().append(name, value);
+        }
+    }
+    if let Ok(v) = resp.body().len().to_string().parse() {
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, v);
+    }
+    resp
 }
 
 #[async_trait]
@@ -80,11 +89,7 @@ impl ServeHttp for AdminApp {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(|a| a.as_str()));
         if !host.is_some_and(|h| host_is_own(h, self.address.port())) {
-            return refusal(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the admin listener answers only requests addressed to it by address or as localhost",
-            );
+            return error(GatewayError::AdminHostRefused);
         }
         if session.req_header().method == http::Method::POST
             && session.req_header().uri.path() == "/reload"
@@ -98,15 +103,7 @@ impl ServeHttp for AdminApp {
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or("");
                 if !token_module::ct_eq(presented.as_bytes(), token.0.as_bytes()) {
-                    let mut resp = refusal(
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_token",
-                        "POST /reload needs the admin.token_file secret as a bearer token",
-                    );
-                    if let Ok(v) = "Bearer realm=\"tollgate-admin\"".parse() {
-                        resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-                    }
-                    return resp;
+                    return error(GatewayError::AdminTokenRequired);
                 }
             }
         }
@@ -137,36 +134,18 @@ impl ServeHttp for AdminApp {
                         StatusCode::OK,
                         serde_json::to_value(&report).unwrap_or_default(),
                     ),
-                    Err(e) => json(
-                        StatusCode::BAD_REQUEST,
-                        serde_json::json!({"error": "invalid_configuration", "errors": [e.to_string()]}),
-                    ),
+                    Err(e) => error(GatewayError::InvalidConfiguration(e.to_string())),
                 }
             }
-            "/reload" => {
-                let mut resp = json(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    serde_json::json!({"error": "method_not_allowed", "error_description": "POST /reload"}),
-                );
-                if let Ok(v) = "POST".parse() {
-                    resp.headers_mut().insert(http::header::ALLOW, v);
-                }
-                resp
-            }
+            "/reload" => error(GatewayError::MethodNotAllowed {
+                allow: "POST".into(),
+            }),
             "/metrics" => respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
                 self.metrics.render(),
             ),
-            _ => {
-                let not_found = GatewayError::NoRoute.into_response();
-                let content_type = not_found
-                    .header("content-type")
-                    .unwrap_or("application/json");
-                let status =
-                    StatusCode::from_u16(not_found.status).unwrap_or(StatusCode::NOT_FOUND);
-                respond(status, content_type, not_found.body.clone())
-            }
+            _ => error(GatewayError::NoRoute),
         }
     }
 }

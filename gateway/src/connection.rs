@@ -40,9 +40,10 @@ use crate::config::ConnectionTimeouts;
 use crate::live::Live;
 use crate::metrics::Metrics;
 
-/// Sent when a request head missed its deadline after some of it arrived.
-const REQUEST_TIMEOUT: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// Sent when a request head missed its deadline after some of it arrived: the gateway's
+/// 408, written by the error module like every other error.
+static REQUEST_TIMEOUT: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| crate::error::GatewayError::RequestTimeout.into_http1_bytes());
 
 /// What the request phases tell the stream (see [`head_received`], [`response_sent`]).
 const NO_NEWS: u8 = 0;
@@ -174,7 +175,7 @@ impl AsyncRead for DeadlineStream {
                     // Best effort: a client that is still there learns why; one that reads
                     // nothing must not hold the connection, so this never waits.
                     let inner = Pin::new(&mut this.inner);
-                    if let Poll::Ready(Ok(_)) = inner.poll_write(cx, REQUEST_TIMEOUT) {
+                    if let Poll::Ready(Ok(_)) = inner.poll_write(cx, &REQUEST_TIMEOUT) {
                         let _ = Pin::new(&mut this.inner).poll_flush(cx);
                     }
                 }

@@ -68,15 +68,7 @@ impl CorsPolicy {
     /// The answer to a preflight: 204 with the grant when the origin, the method and every
     /// requested header are allowed; 403 without CORS headers otherwise.
     pub fn preflight(&self, req: &RequestHeader) -> Response {
-        let refuse = || {
-            let mut r = token_module::error::error_response(
-                403,
-                "invalid_request",
-                "this cross-origin request is not allowed",
-            );
-            r.headers.push(("vary", "Origin".into()));
-            r
-        };
+        let refuse = || crate::error::GatewayError::CrossOriginRefused.into_response();
         let Some(origin) = origin(req).filter(|o| self.allows(o)) else {
             return refuse();
         };

@@ -47,6 +47,19 @@ pub enum GatewayError {
     TooManyRequests {
         headers: Vec<(&'static str, String)>,
     },
+    /// 403: a CORS preflight the route's policy does not allow (origin, method or headers).
+    #[error("this cross-origin request is not allowed")]
+    CrossOriginRefused,
+    /// 403: a request to the admin listener whose `Host` names it by neither an address nor
+    /// `localhost` (what a DNS-rebinding page sends).
+    #[error("the admin listener answers only requests addressed to it by address or as localhost")]
+    AdminHostRefused,
+    /// 401: `POST /reload` without the `admin.token_file` secret as its bearer token.
+    #[error("POST /reload needs the admin.token_file secret as a bearer token")]
+    AdminTokenRequired,
+    /// 400: a reload found the configuration invalid and changed nothing.
+    #[error("{0}")]
+    InvalidConfiguration(String),
     /// 500: something failed inside the gateway.
     #[error("the gateway failed to handle the request")]
     Internal,
@@ -75,7 +88,11 @@ impl GatewayError {
 
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidRequest(_) | Self::UnreadableRequest => 400,
+            Self::InvalidRequest(_) | Self::UnreadableRequest | Self::InvalidConfiguration(_) => {
+                400
+            }
+            Self::AdminTokenRequired => 401,
+            Self::CrossOriginRefused | Self::AdminHostRefused => 403,
             Self::NoRoute => 404,
             Self::RequestTimeout => 408,
             Self::TooManyRequests { .. } => 429,
@@ -91,7 +108,12 @@ impl GatewayError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::UnreadableRequest => "invalid_request",
+            Self::InvalidRequest(_) | Self::UnreadableRequest | Self::CrossOriginRefused => {
+                "invalid_request"
+            }
+            Self::AdminHostRefused => "forbidden",
+            Self::AdminTokenRequired => "invalid_token",
+            Self::InvalidConfiguration(_) => "invalid_configuration",
             Self::NoRoute => "not_found",
             Self::RequestTimeout => "request_timeout",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -105,20 +127,58 @@ impl GatewayError {
         }
     }
 
-    /// The response: status, JSON body, and `Allow` for a 405.
+    /// The response: status, JSON body, and the headers an error of its kind carries
+    /// (`Allow` for a 405, the rate-limit headers for a 429, a challenge for a 401, `Vary`
+    /// for a CORS refusal).
     pub fn into_response(self) -> Response {
         let description = match &self {
             Self::InvalidRequest(why) | Self::HeadersTooLarge(why) => why.clone(),
             Self::UpstreamStatus(_) => Self::Internal.to_string(),
             other => other.to_string(),
         };
-        let mut resp = error_response(self.status(), self.code(), &description);
+        let mut resp = match &self {
+            // The list a reload report's readers look for, beside the usual two fields.
+            Self::InvalidConfiguration(why) => Response::json(
+                self.status(),
+                &serde_json::json!({
+                    "error": self.code(),
+                    "error_description": why,
+                    "errors": [why],
+                }),
+            ),
+            _ => error_response(self.status(), self.code(), &description),
+        };
         match self {
             Self::MethodNotAllowed { allow } => resp.headers.push(("allow", allow)),
             Self::TooManyRequests { headers } => resp.headers.extend(headers),
+            Self::AdminTokenRequired => resp
+                .headers
+                .push(("www-authenticate", "Bearer realm=\"tollgate-admin\"".into())),
+            Self::CrossOriginRefused => resp.headers.push(("vary", "Origin".into())),
             _ => {}
         }
         resp
+    }
+
+    /// The response as HTTP/1.1 bytes ending with the connection: for the connection layer,
+    /// which answers before any HTTP machinery runs (a request head that missed its deadline).
+    pub fn into_http1_bytes(self) -> Vec<u8> {
+        let resp = self.into_response();
+        let reason = http::StatusCode::from_u16(resp.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        let mut out = format!("HTTP/1.1 {} {reason}\r\n", resp.status);
+        for (name, value) in &resp.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            resp.body.len()
+        ));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&resp.body);
+        bytes
     }
 }
 
@@ -142,5 +202,88 @@ mod tests {
             serde_json::json!({"error": "invalid_request", "error_description": "two credentials"})
         );
         assert_eq!(GatewayError::UpstreamStatus(503).status(), 503);
+    }
+
+    /// Every error the gateway writes itself, whatever path writes it, has the one shape:
+    /// a JSON body with `error` and `error_description`, and the status its kind says.
+    #[test]
+    fn every_kind_has_the_one_shape() {
+        let all = [
+            (
+                GatewayError::InvalidRequest("x".into()),
+                400,
+                "invalid_request",
+            ),
+            (GatewayError::UriTooLong(10), 414, "uri_too_long"),
+            (
+                GatewayError::HeadersTooLarge("x".into()),
+                431,
+                "request_header_fields_too_large",
+            ),
+            (GatewayError::NoRoute, 404, "not_found"),
+            (
+                GatewayError::MethodNotAllowed {
+                    allow: "GET".into(),
+                },
+                405,
+                "method_not_allowed",
+            ),
+            (GatewayError::UpstreamStatus(502), 502, "upstream_error"),
+            (GatewayError::UpstreamTimeout, 504, "upstream_timeout"),
+            (GatewayError::BadGateway, 502, "bad_gateway"),
+            (GatewayError::UnreadableRequest, 400, "invalid_request"),
+            (GatewayError::RequestTimeout, 408, "request_timeout"),
+            (
+                GatewayError::TooManyRequests { headers: vec![] },
+                429,
+                "too_many_requests",
+            ),
+            (GatewayError::CrossOriginRefused, 403, "invalid_request"),
+            (GatewayError::AdminHostRefused, 403, "forbidden"),
+            (GatewayError::AdminTokenRequired, 401, "invalid_token"),
+            (
+                GatewayError::InvalidConfiguration("routes[0]: bad".into()),
+                400,
+                "invalid_configuration",
+            ),
+            (GatewayError::Internal, 500, "internal_error"),
+        ];
+        for (e, status, code) in all {
+            let r = e.clone().into_response();
+            assert_eq!(r.status, status, "{e:?}");
+            assert!(
+                r.header("content-type")
+                    .is_some_and(|t| t.starts_with("application/json")),
+                "{e:?}"
+            );
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+            assert_eq!(body["error"], code, "{e:?}");
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{e:?}: {body}"
+            );
+        }
+        let r = GatewayError::AdminTokenRequired.into_response();
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"tollgate-admin\"")
+        );
+    }
+
+    #[test]
+    fn the_connection_layer_writes_the_same_error() {
+        let bytes = GatewayError::RequestTimeout.into_http1_bytes();
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(
+            head.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("connection: close"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(body["error"], "request_timeout");
     }
 }

@@ -261,7 +261,7 @@ impl From<OAuthError> for AuthorizeError {
 
 /// A page shown when an authorization request cannot be sent back to the client (unknown
 /// client or redirect URI): RFC 6749 4.1.2.1 forbids redirecting then.
-pub fn error_page(status: u16, message: &str) -> Response {
+fn error_page(status: u16, message: &str) -> Response {
     Response::html(
         status,
         format!(
@@ -270,6 +270,28 @@ pub fn error_page(status: u16, message: &str) -> Response {
             html_escape(message)
         ),
     )
+}
+
+/// The pages the authorization and logout endpoints show the user instead of redirecting
+/// (the client or its redirect URI is not known good, or the answer could not be made).
+pub struct PageError;
+
+impl PageError {
+    /// 400: the request cannot be answered to its client.
+    pub fn bad_request(message: &str) -> Response {
+        error_page(400, message)
+    }
+
+    /// 403: a form that did not come from the page this server showed (its CSRF token
+    /// does not match).
+    pub fn forged_form(message: &str) -> Response {
+        error_page(403, message)
+    }
+
+    /// 500: the page, or the answer to the client, could not be produced.
+    pub fn internal(message: &str) -> Response {
+        error_page(500, message)
+    }
 }
 
 /// HTTP Basic sign-in at the authorization endpoint failed: 401 asking again.

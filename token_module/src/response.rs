@@ -95,7 +95,11 @@ fn json_body(status: u16, body: &impl serde::Serialize) -> (u16, Vec<u8>) {
         Ok(bytes) => (status, bytes),
         Err(e) => {
             tracing::error!(error = %e, "a response body did not serialize");
-            (500, br#"{"error":"server_error"}"#.to_vec())
+            (
+                500,
+                br#"{"error":"server_error","error_description":"the answer could not be written"}"#
+                    .to_vec(),
+            )
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::config::{Client, Grant, User};
 use crate::crypto::{self, ct_eq};
-use crate::error::{error_page, sign_in_failed, AuthorizeError, OAuthError};
+use crate::error::{sign_in_failed, AuthorizeError, OAuthError, PageError};
 use crate::form::{basic_credentials, Params};
 use crate::pages::{
     describe_scope, form_post_policy, page_policy, Page, PageClient, ScopeLine, Step,
@@ -140,8 +140,7 @@ impl OAuthProvider {
             "GET" | "HEAD" => Params::parse(req.query.unwrap_or("").as_bytes()),
             "POST" => {
                 if !crate::form::is_form(req.content_type) {
-                    return error_page(
-                        400,
+                    return PageError::bad_request(
                         "The login form must be sent as application/x-www-form-urlencoded.",
                     );
                 }
@@ -151,7 +150,7 @@ impl OAuthProvider {
         };
         let params = match params {
             Ok(p) => p,
-            Err(e) => return error_page(400, &e.description()),
+            Err(e) => return PageError::bad_request(&e.description()),
         };
 
         // Until the client and its redirect URI are known good, errors are shown, not sent.
@@ -159,17 +158,18 @@ impl OAuthProvider {
             .get("client_id")
             .and_then(|id| self.config.clients.get(id))
         else {
-            return error_page(400, "The client_id is missing or unknown.");
+            return PageError::bad_request("The client_id is missing or unknown.");
         };
         let (redirect_uri, given) = match params.get("redirect_uri") {
             Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => (uri.to_string(), true),
             Some(_) => {
-                return error_page(400, "The redirect_uri is not registered for this client.")
+                return PageError::bad_request(
+                    "The redirect_uri is not registered for this client.",
+                )
             }
             None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
             None => {
-                return error_page(
-                    400,
+                return PageError::bad_request(
                     "The redirect_uri is missing and the client registered several.",
                 )
             }
@@ -237,8 +237,7 @@ impl OAuthProvider {
             let form_token = params.get("csrf_token").unwrap_or("");
             let cookie_token = cookie_value(req.cookie, CSRF_COOKIE).unwrap_or("");
             if form_token.is_empty() || !ct_eq(form_token.as_bytes(), cookie_token.as_bytes()) {
-                return error_page(
-                    403,
+                return PageError::forged_form(
                     "The sign-in form expired or was not sent from this site. Start again.",
                 );
             }
@@ -437,7 +436,7 @@ impl OAuthProvider {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the form post page did not render");
-                        error_page(500, "The answer could not be sent to the application.")
+                        PageError::internal("The answer could not be sent to the application.")
                     }
                 }
             }
@@ -578,7 +577,7 @@ impl OAuthProvider {
             Ok(html) => html,
             Err(e) => {
                 tracing::error!(error = %e, "the sign-in page did not render");
-                return error_page(500, "The sign-in page could not be shown.");
+                return PageError::internal("The sign-in page could not be shown.");
             }
         };
         let status = if message.is_some() { 401 } else { 200 };

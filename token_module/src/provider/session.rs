@@ -8,7 +8,7 @@ use super::authorize::{cookie_value, PageRequest};
 use super::OAuthProvider;
 use crate::config::{Consent, User};
 use crate::crypto;
-use crate::error::{error_page, OAuthError};
+use crate::error::{OAuthError, PageError};
 use crate::form::Params;
 use crate::records::{store_key, ConsentRecord, SessionRecord};
 use crate::response::{append_query, Response};
@@ -169,13 +169,13 @@ impl OAuthProvider {
             "GET" | "HEAD" => Params::parse(req.query.unwrap_or("").as_bytes()),
             "POST" if crate::form::is_form(req.content_type) => Params::parse(req.body),
             "POST" => {
-                return error_page(400, "The logout request must be a form.");
+                return PageError::bad_request("The logout request must be a form.");
             }
             _ => return OAuthError::MethodNotAllowed { allow: "GET, POST" }.into_response(),
         };
         let params = match params {
             Ok(p) => p,
-            Err(e) => return error_page(400, &e.description()),
+            Err(e) => return PageError::bad_request(&e.description()),
         };
         // The client is named by `client_id`, or by the id_token's audience. The hint is
         // not verified: it only picks whose registered URIs apply, and a forged one picks a
@@ -191,8 +191,7 @@ impl OAuthProvider {
                     .and_then(|id| self.config.clients.get(id))
                     .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
                 if !registered {
-                    return error_page(
-                        400,
+                    return PageError::bad_request(
                         "The post_logout_redirect_uri is not registered for this client.",
                     );
                 }

@@ -1,0 +1,128 @@
+use super::*;
+
+/// A remembered secret passes exactly where one more counted guess would: the
+/// `n`-th counted attempt is within the limit iff `n - 1` counted before left room.
+#[test]
+fn the_limit_counts_the_attempt_itself() {
+    let max = 10;
+    for before in 0..=12u64 {
+        for address in [None, Some(0), Some(5), Some(9), Some(10), Some(11)] {
+            let counted = within_limit(before + 1, address.map(|a| a + 1), max);
+            let room = budget_left(
+                &std::iter::once(before).chain(address).collect::<Vec<_>>(),
+                max,
+            );
+            assert_eq!(counted, room, "before {before}, address {address:?}");
+        }
+    }
+    assert!(within_limit(10, Some(10), 10));
+    assert!(!within_limit(11, Some(1), 10));
+    assert!(!within_limit(1, Some(11), 10));
+    assert!(within_limit(1, None, 10));
+}
+
+#[test]
+fn who_passes_without_a_secret() {
+    let confidential = Client::for_tests("c");
+    let public = Client {
+        public: true,
+        ..Client::for_tests("p")
+    };
+    let password_only = Client {
+        password_grant_without_secret: true,
+        ..Client::for_tests("w")
+    };
+    let purposes = [
+        AuthPurpose::Grant(Grant::AuthorizationCode),
+        AuthPurpose::Grant(Grant::RefreshToken),
+        AuthPurpose::Grant(Grant::Password),
+        AuthPurpose::Grant(Grant::ClientCredentials),
+        AuthPurpose::Grant(Grant::ClientAuthenticatedUser),
+        AuthPurpose::Revocation,
+        AuthPurpose::Introspection,
+    ];
+    let table: [(&Client, [bool; 7]); 3] = [
+        (&confidential, [false; 7]),
+        (&public, [true, true, false, false, false, true, false]),
+        (
+            &password_only,
+            [false, false, true, false, false, false, false],
+        ),
+    ];
+    for (client, row) in table {
+        for (purpose, want) in purposes.iter().zip(row) {
+            assert_eq!(
+                passes_without_secret(client, *purpose),
+                want,
+                "{} for {purpose:?}",
+                client.client_id
+            );
+        }
+    }
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    Params::parse(ser.finish().as_bytes()).expect("form")
+}
+
+#[test]
+fn credentials_come_from_basic_or_the_body_never_both() {
+    use base64::Engine;
+    let basic = |id: &str, secret: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    let long = "x".repeat(MAX_IDENTIFIER_BYTES + 1);
+    let header = basic("app", "s");
+    let long_header = basic(&long, "s");
+    type Row<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let rows: [Row; 8] = [
+        (Some(&header), vec![], "basic app s"),
+        (Some(&header), vec![("client_id", "app")], "basic app s"),
+        (
+            Some(&header),
+            vec![("client_id", "other")],
+            "invalid_request",
+        ),
+        (
+            Some(&header),
+            vec![("client_secret", "s")],
+            "invalid_request",
+        ),
+        (
+            None,
+            vec![("client_id", "app"), ("client_secret", "s")],
+            "body app s",
+        ),
+        (None, vec![("client_id", "app")], "body app -"),
+        (None, vec![("client_secret", "s")], "invalid_client"),
+        (Some(&long_header), vec![], "invalid_request"),
+    ];
+    for (i, (authorization, pairs, want)) in rows.into_iter().enumerate() {
+        let got = match presented_client(authorization, &params(&pairs)) {
+            Ok(p) => format!(
+                "{} {} {}",
+                if p.basic { "basic" } else { "body" },
+                p.id,
+                p.secret.as_deref().unwrap_or("-")
+            ),
+            Err(e) => e.code().to_string(),
+        };
+        assert_eq!(got, want, "row {i}");
+    }
+}
+
+#[test]
+fn the_account_slow_down_grows_and_is_bounded() {
+    let max = Duration::from_secs(5);
+    let ms = |count| failure_delay(count, 100, max).as_millis();
+    assert_eq!([ms(0), ms(99)], [0, 0]);
+    assert_eq!([ms(100), ms(101), ms(102), ms(105)], [100, 200, 400, 3200]);
+    assert_eq!([ms(106), ms(1000), ms(u64::MAX)], [5000, 5000, 5000]);
+}
