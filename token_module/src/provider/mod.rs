@@ -6,7 +6,8 @@
 //! | --- | --- |
 //! | `token_endpoint.rs` | the token endpoint: parse, authenticate the client, dispatch to a grant, answer |
 //! | `grants/*.rs` | one grant per file, read top to bottom |
-//! | `client_auth.rs` | client and user authentication, brute-force counters |
+//! | `client_auth.rs` | client and user authentication |
+//! | `brute_force.rs` | the brute-force counters and limits every secret check counts against |
 //! | `issuance.rs` | scope resolution, access tokens, refresh-token families |
 //! | `revocation.rs` | denying access tokens, revoking families (atomic with rotation) |
 //! | `lifecycle.rs` | the revocation (RFC 7009) and introspection (RFC 7662) endpoints |
@@ -15,6 +16,7 @@
 //! | `oidc.rs` | id_tokens, discovery, JWKS, userinfo |
 
 mod authorize;
+mod brute_force;
 mod client_auth;
 mod grants;
 mod issuance;
@@ -49,9 +51,9 @@ pub struct OAuthProvider {
     /// Attempts slowed down because their account had many failures.
     throttled: Arc<std::sync::atomic::AtomicU64>,
     /// One attempt at a time per (account, address) in this process.
-    attempts: Arc<client_auth::AttemptLocks>,
+    attempts: Arc<brute_force::AttemptLocks>,
     /// Recent "within budget" answers for remembered secrets.
-    budget_answers: Arc<client_auth::BudgetAnswers>,
+    budget_answers: Arc<brute_force::BudgetAnswers>,
     clock: Arc<dyn Clock>,
 }
 
@@ -84,7 +86,7 @@ impl OAuthProvider {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::secrets::SecretError> {
         let verifier = SecretVerifier::new(Duration::from_secs(300), 100_000, Arc::clone(&clock))?;
-        let budget_answers = Arc::new(client_auth::BudgetAnswers::new(
+        let budget_answers = Arc::new(brute_force::BudgetAnswers::new(
             config.token_cache_entries,
             Arc::clone(&clock),
         ));
@@ -98,7 +100,7 @@ impl OAuthProvider {
             store,
             verifier,
             throttled: Arc::default(),
-            attempts: Arc::new(client_auth::AttemptLocks::new()),
+            attempts: Arc::new(brute_force::AttemptLocks::new()),
             budget_answers,
             clock,
         })
