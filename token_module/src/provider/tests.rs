@@ -173,6 +173,20 @@ impl Env {
         self.token(Some(LIGHT_BASIC), &form).await
     }
 
+    /// The SPA client's redemption of `code` with `verifier`.
+    async fn redeem_spa(&self, code: &str, verifier: &str) -> Answer {
+        self.token(
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "spa"),
+                ("code", code),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
     /// A code for the SPA client, signed in as admin with HTTP Basic.
     async fn spa_code(&self, verifier: &str) -> String {
         let challenge = crypto::pkce_s256(verifier);
@@ -321,18 +335,7 @@ async fn a_code_is_redeemed_once_with_its_verifier() {
     let code = env.spa_code(&verifier).await;
     let redeem = |verifier: String, code: String| {
         let env = &env;
-        async move {
-            env.token(
-                None,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("client_id", "spa"),
-                    ("code", &code),
-                    ("code_verifier", &verifier),
-                ],
-            )
-            .await
-        }
+        async move { env.redeem_spa(&code, &verifier).await }
     };
     let wrong = redeem("w".repeat(43), code.clone()).await;
     assert_eq!((wrong.status, wrong.str("error")), (400, "invalid_grant"));

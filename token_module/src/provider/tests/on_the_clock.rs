@@ -25,29 +25,17 @@ fn claims(jwt: &str) -> Value {
 async fn a_code_expires_with_its_ttl() {
     let env = env();
     let verifier = "v".repeat(43);
-    let redeem = |code: String| {
-        let verifier = verifier.clone();
-        let env = &env;
-        async move {
-            env.token(
-                None,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("client_id", "spa"),
-                    ("code", &code),
-                    ("code_verifier", &verifier),
-                ],
-            )
-            .await
-        }
-    };
     let late = env.spa_code(&verifier).await;
     let in_time = env.spa_code(&verifier).await;
     // The demo's codes live 600 s.
     env.clock.advance(599);
-    assert_eq!(redeem(in_time).await.status, 200, "one second before");
+    assert_eq!(
+        env.redeem_spa(&in_time, &verifier).await.status,
+        200,
+        "one second before"
+    );
     env.clock.advance(1);
-    let reply = redeem(late).await;
+    let reply = env.redeem_spa(&late, &verifier).await;
     assert_eq!((reply.status, reply.str("error")), (400, "invalid_grant"));
 }
 
