@@ -163,13 +163,6 @@ impl RateLimit {
         }
     }
 
-    /// Whether `other` is the same limit (a reload then keeps this one and its counts).
-    pub fn same_as(&self, other: &RateLimit) -> bool {
-        self.policy_field == other.policy_field
-            && self.key == other.key
-            && self.shared == other.shared
-    }
-
     /// Counts a request under `value`; `Err(TooManyRequests)` past the quota. A shared limit
     /// asks the store unless the local count alone is over; when the store cannot answer,
     /// the local count decides (a store outage must not take every route down with it).

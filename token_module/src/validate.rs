@@ -15,7 +15,7 @@ use crate::records::{store_key, OpaqueAccessToken, Subject};
 use crate::store::{Store, StoreError};
 
 mod caches;
-pub(crate) use caches::{NotRevokedCache, TokenCache};
+use caches::{NotRevokedCache, TokenCache};
 
 /// What a valid access token says.
 #[derive(Debug, Clone, PartialEq, Eq)]

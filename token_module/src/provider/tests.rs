@@ -163,6 +163,14 @@ impl Env {
         .await
     }
 
+    /// An access token of the light client's, by `client_credentials`.
+    async fn light_access_token(&self) -> String {
+        let reply = self
+            .token(Some(LIGHT_BASIC), &[("grant_type", "client_credentials")])
+            .await;
+        reply.str("access_token").to_string()
+    }
+
     /// The light client's refresh with `refresh_token`, asking for `scope` if given.
     async fn refresh(&self, refresh_token: &str, scope: Option<&str>) -> Answer {
         let mut form = vec![
@@ -680,10 +688,7 @@ async fn client_authentication_and_its_brute_force_counters() {
 #[tokio::test]
 async fn not_yet_valid_and_foreign_tokens_are_refused() {
     let env = env();
-    let reply = env
-        .token(Some(LIGHT_BASIC), &[("grant_type", "client_credentials")])
-        .await;
-    let access = reply.str("access_token").to_string();
+    let access = env.light_access_token().await;
     // Seen from a clock two minutes behind the issuer (beyond the 60 s leeway): not yet valid.
     let behind = Arc::new(ManualClock::new(START - 120));
     let skewed = OAuthProvider::with_clock(

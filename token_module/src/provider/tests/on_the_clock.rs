@@ -67,10 +67,7 @@ async fn another_instance_sees_a_revocation_within_its_reuse_window() {
     let b = env_on(store, Arc::clone(&clock), |_| {});
     let reuse = a.provider.config().denylist_cache;
     assert!(!reuse.is_zero(), "the demo reuses answers");
-    let token = a
-        .token(Some(LIGHT_BASIC), &[("grant_type", "client_credentials")])
-        .await;
-    let token = token.str("access_token");
+    let token = &a.light_access_token().await;
     assert_eq!(b.valid(token).await, Ok(()), "B caches its answer");
     assert_eq!(a.revoke(token).await, 200);
     assert!(a.valid(token).await.is_err(), "A refuses at once");
@@ -86,10 +83,7 @@ async fn another_instance_sees_a_revocation_within_its_reuse_window() {
 #[tokio::test]
 async fn a_cached_token_expires_like_a_fresh_one() {
     let env = env();
-    let token = env
-        .token(Some(LIGHT_BASIC), &[("grant_type", "client_credentials")])
-        .await;
-    let token = token.str("access_token").to_string();
+    let token = env.light_access_token().await;
     let (_, cached) = env.provider.verify_jwt(&token).expect("valid");
     assert!(!cached);
     let (_, cached) = env.provider.verify_jwt(&token).expect("valid");
